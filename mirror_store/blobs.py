@@ -1,0 +1,191 @@
+"""BlobStore: write-once, content-addressed files, verified before they become visible.
+
+Layout under the store root::
+
+    blobs/sha256/ab/cd/abcd…     visible blobs, fanned out by digest (2/2/rest)
+    tmp/                          in-progress writes (same filesystem, so rename is atomic)
+    quarantine/sha256/…           blobs moved aside by fsck because their bytes no longer match
+
+Every method here blocks (file I/O, hashing, fsync): callers on an event loop run them in a
+thread.  Paths are built only from validated digests, never from request input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from .digest import Digest, MultiHasher, is_digest, parse_digest
+
+
+class VerificationError(Exception):
+    """The bytes written do not match what the upstream promised; nothing was stored."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class BlobWriter(Protocol):
+    """One in-progress blob.  ``write`` then exactly one of ``commit`` or ``abort``."""
+
+    @property
+    def temp_path(self) -> Path:
+        """Where the partial bytes live (readers may tail it while it grows)."""
+
+    @property
+    def size(self) -> int: ...
+
+    def write(self, chunk: bytes) -> None:
+        """Append and hash *chunk*."""
+
+    def commit(self) -> Digest:
+        """Verify, fsync and atomically publish; return the sha256.
+
+        Raises:
+            VerificationError: size or a hash differs; the temp file is removed.
+        """
+
+    def abort(self) -> None:
+        """Discard the partial blob (idempotent)."""
+
+
+class BlobStore(Protocol):
+    """Write-once storage addressed by sha256."""
+
+    def writer(self, expected: dict[str, str], expected_size: int | None = None) -> BlobWriter:
+        """Start a blob; *expected* maps hash algorithm → hex value to verify on commit."""
+
+    def path(self, digest: Digest) -> Path | None:
+        """Filesystem path of a stored blob, or None if absent."""
+
+    def open(self, digest: Digest) -> BinaryIO:
+        """Open a stored blob for reading.  Raises FileNotFoundError."""
+
+    def delete(self, digest: Digest) -> bool:
+        """Remove a blob; True if it existed."""
+
+    def quarantine(self, digest: Digest) -> Path:
+        """Move a blob out of the visible tree; return where it went."""
+
+    def digests(self) -> Iterator[Digest]:
+        """Every visible blob."""
+
+
+@dataclass
+class _LocalWriter:
+    final_for: Callable[[Digest], Path]
+    hasher: MultiHasher
+    fh: BinaryIO
+    _temp_path: Path
+    _done: bool = False
+
+    @property
+    def temp_path(self) -> Path:
+        return self._temp_path
+
+    @property
+    def size(self) -> int:
+        return self.hasher.size
+
+    def write(self, chunk: bytes) -> None:
+        self.fh.write(chunk)
+        self.hasher.update(chunk)
+
+    def commit(self) -> Digest:
+        if self._done:
+            raise RuntimeError("blob writer already finished")
+        self.fh.flush()
+        problems = self.hasher.mismatches()
+        if problems:
+            self.abort()
+            raise VerificationError(problems)
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        digest = self.hasher.sha256()
+        final = self.final_for(digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():  # write-once: identical content is already there
+            self._temp_path.unlink(missing_ok=True)
+        else:
+            os.replace(self._temp_path, final)
+            _fsync_dir(final.parent)
+        self._done = True
+        return digest
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        with contextlib.suppress(OSError):
+            self.fh.close()
+        self._temp_path.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalBlobStore:
+    """BlobStore on a local filesystem."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._blobs = root / "blobs" / "sha256"
+        self._tmp = root / "tmp"
+        self._quarantine = root / "quarantine" / "sha256"
+        for d in (self._blobs, self._tmp, self._quarantine):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def _final(self, digest: Digest) -> Path:
+        d = parse_digest(digest)
+        return self._blobs / d[:2] / d[2:4] / d
+
+    def writer(self, expected: dict[str, str], expected_size: int | None = None) -> BlobWriter:
+        hasher = MultiHasher(dict(expected), expected_size)
+        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="blob-", suffix=".part")
+        fh = os.fdopen(fd, "wb")
+        return _LocalWriter(self._final, hasher, fh, Path(name))
+
+    def path(self, digest: Digest) -> Path | None:
+        p = self._final(digest)
+        return p if p.is_file() else None
+
+    def open(self, digest: Digest) -> BinaryIO:
+        return self._final(digest).open("rb")
+
+    def delete(self, digest: Digest) -> bool:
+        p = self._final(digest)
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def quarantine(self, digest: Digest) -> Path:
+        src = self._final(digest)
+        dest = self._quarantine / digest
+        os.replace(src, dest)
+        return dest
+
+    def digests(self) -> Iterator[Digest]:
+        for p in sorted(self._blobs.glob("*/*/*")):
+            if p.is_file() and is_digest(p.name):
+                yield Digest(p.name)
+
+    def clean_tmp(self) -> int:
+        """Remove partial writes left by a crash (call before serving starts)."""
+        n = 0
+        for p in self._tmp.glob("blob-*.part"):
+            p.unlink(missing_ok=True)
+            n += 1
+        return n

@@ -1,0 +1,228 @@
+"""Single-flight fills: one upstream fetch per artifact, written to the store while readers tail it.
+
+A Fill streams an upstream body into a BlobWriter (hashing as it goes).  Any number of readers
+attach to the same Fill and read the temp file as it grows, so the first client is served at
+upstream speed and later ones join without a second upstream request.  Readers never receive
+the last byte before the blob is verified and published: on a hash or size mismatch, or a cut
+upstream, every reader's transfer fails short and nothing becomes visible in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .blobs import BlobStore, BlobWriter, VerificationError
+from .digest import Digest
+
+WRITE_BATCH = 256 * 1024
+READ_CHUNK = 256 * 1024
+
+
+class UpstreamBody(Protocol):
+    """An upstream response whose status was already checked."""
+
+    @property
+    def size(self) -> int | None:
+        """Content-Length if the upstream sent one."""
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+
+class FillFailed(Exception):
+    """The fill did not produce a verified blob; ``reason`` says why."""
+
+    def __init__(self, reason: str, *, cause: BaseException | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause
+
+
+@dataclass(eq=False)
+class Fill:
+    key: str
+    expected_size: int | None
+    size: int | None = None
+    written: int = 0
+    temp_path: Path | None = None
+    digest: Digest | None = None
+    error: FillFailed | None = None
+    _fd: int | None = None  # read handle on the temp file while the fill runs
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    _progress: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    @property
+    def done(self) -> bool:
+        return self.finished.is_set()
+
+    async def wait_started(self) -> None:
+        """Wait until upstream answered (size known) or the fill failed; raise FillFailed."""
+        waiter = asyncio.ensure_future(self.started.wait())
+        finisher = asyncio.ensure_future(self.finished.wait())
+        try:
+            await asyncio.wait({waiter, finisher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            finisher.cancel()
+        if self.error is not None:
+            raise self.error
+
+    async def wait_finished(self) -> Digest:
+        await self.finished.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.digest is not None
+        return self.digest
+
+    async def _notify(self) -> None:
+        async with self._progress:
+            self._progress.notify_all()
+
+
+class Filler:
+    """Owns the in-flight fills of one BlobStore."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self._blobs = blobs
+        self._inflight: dict[str, Fill] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.upstream_fetches = 0  # counted for tests and metrics
+
+    def get(self, key: str) -> Fill | None:
+        return self._inflight.get(key)
+
+    def start(
+        self,
+        key: str,
+        open_body: Callable[[], AbstractAsyncContextManager[UpstreamBody]],
+        expected: dict[str, str],
+        expected_size: int | None,
+        on_commit: Callable[[Digest], Awaitable[None]],
+    ) -> Fill:
+        """Return the fill for *key*, starting one if none is in flight."""
+        fill = self._inflight.get(key)
+        if fill is not None:
+            return fill
+        fill = Fill(key, expected_size)
+        self._inflight[key] = fill
+        task = asyncio.create_task(self._run(fill, open_body, expected, on_commit))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return fill
+
+    async def _run(
+        self,
+        fill: Fill,
+        open_body: Callable[[], AbstractAsyncContextManager[UpstreamBody]],
+        expected: dict[str, str],
+        on_commit: Callable[[Digest], Awaitable[None]],
+    ) -> None:
+        writer: BlobWriter | None = None
+        try:
+            self.upstream_fetches += 1
+            async with open_body() as body:
+                size = body.size if body.size is not None else fill.expected_size
+                if (
+                    fill.expected_size is not None
+                    and body.size is not None
+                    and body.size != fill.expected_size
+                ):
+                    raise FillFailed(
+                        f"upstream sent {body.size} bytes, the index promised {fill.expected_size}"
+                    )
+                writer = await asyncio.to_thread(self._blobs.writer, expected, size)
+                fill.size = size
+                fill.temp_path = writer.temp_path
+                fill._fd = os.open(writer.temp_path, os.O_RDONLY)
+                fill.started.set()
+                buf = bytearray()
+                async for chunk in body.chunks():
+                    buf += chunk
+                    if len(buf) >= WRITE_BATCH:
+                        await asyncio.to_thread(writer.write, bytes(buf))
+                        fill.written += len(buf)
+                        buf.clear()
+                        await fill._notify()
+                if buf:
+                    await asyncio.to_thread(writer.write, bytes(buf))
+                    fill.written += len(buf)
+            try:
+                fill.digest = await asyncio.to_thread(writer.commit)
+            except VerificationError as e:
+                raise FillFailed(f"verification failed: {e}") from e
+            await on_commit(fill.digest)
+        except FillFailed as e:
+            fill.error = e
+        except Exception as e:  # upstream cut, disk full, ...: nothing becomes visible
+            fill.error = FillFailed(_describe(e), cause=e)
+        except asyncio.CancelledError:
+            fill.error = FillFailed("fill cancelled (server shutting down)")
+            raise
+        finally:
+            if fill.error is not None and writer is not None:
+                await asyncio.to_thread(writer.abort)
+            self._inflight.pop(fill.key, None)
+            if fill._fd is not None:  # readers hold their own dup()s
+                os.close(fill._fd)
+                fill._fd = None
+            fill.finished.set()
+            await fill._notify()
+
+    async def aclose(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await t
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return f"upstream transfer failed: {text}"
+
+
+def tail(fill: Fill, start: int = 0, end: int | None = None) -> AsyncIterator[bytes] | None:
+    """Bytes [start, end) of a running fill as they arrive, or None if it already finished.
+
+    Iterating raises FillFailed if the fill fails.  The final byte is held back until the blob
+    is verified, so a client never holds a whole body that the store refused.  Call after
+    ``fill.wait_started()``; on None the caller serves the published blob instead.
+    """
+    if fill._fd is None:
+        return None
+    return _tail(fill, os.dup(fill._fd), start, end)
+
+
+async def _tail(fill: Fill, fd: int, start: int, end: int | None) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    pos = start
+    try:
+        while end is None or pos < end:
+            if fill.error is not None:
+                raise fill.error
+            limit = fill.written if fill.done else fill.written - 1
+            if end is not None:
+                limit = min(limit, end)
+            if pos >= limit:
+                if fill.done:
+                    break
+                async with fill._progress:
+                    await fill._progress.wait_for(lambda: fill.done or fill.written - 1 > pos)
+                continue
+            n = min(READ_CHUNK, limit - pos)
+            data = await loop.run_in_executor(None, os.pread, fd, n, pos)
+            if not data:
+                raise FillFailed("temporary file shorter than recorded")
+            pos += len(data)
+            yield data
+        if fill.error is not None:
+            raise fill.error
+    finally:
+        os.close(fd)

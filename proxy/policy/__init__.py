@@ -1,0 +1,1 @@
+"""Policy decision point: Rego policies over facts computed in Python."""

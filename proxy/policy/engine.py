@@ -1,0 +1,87 @@
+"""PolicyEngine interface, and the one place a raw policy result becomes a Decision.
+
+Contract of every entrypoint ``data.airlock.<ecosystem>.decision``::
+
+    {"allow": bool,
+     "deny": [{"rule": str, "message": str}, ...],                     # whole subject
+     "file_deny": [{"filename": str, "rule": str, "message": str}, ...]}  # files of a page
+
+Anything else (undefined, an error, a non-boolean ``allow``, a malformed reason, a timeout, an
+engine crash) is a deny with a ``policy-error`` reason.  Never an allow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..decision import Decision, Reason, Subject
+
+POLICY_ERROR = "policy-error"
+
+
+class PolicyEngine(Protocol):
+    """Evaluates subjects against the active policy snapshot."""
+
+    @property
+    def revision(self) -> str:
+        """sha256 of the active snapshot."""
+
+    @property
+    def name(self) -> str:
+        """Engine name recorded in decisions, e.g. "regopy"."""
+
+    async def decide(self, subject: Subject) -> Decision:
+        """Decide; never raises (errors become deny decisions)."""
+
+    async def close(self) -> None: ...
+
+
+def failed(message: str, revision: str, engine: str) -> Decision:
+    return Decision(
+        allow=False,
+        reasons=(Reason(POLICY_ERROR, f"policy evaluation failed: {message}"),),
+        revision=revision,
+        engine=engine,
+        error=message,
+    )
+
+
+def _reason(item: Any) -> Reason:
+    if not isinstance(item, dict):
+        raise ValueError(f"reason is not an object: {item!r:.80}")
+    rule, message = item.get("rule"), item.get("message")
+    if not isinstance(rule, str) or not isinstance(message, str) or not rule:
+        raise ValueError(f"reason needs string 'rule' and 'message': {item!r:.80}")
+    return Reason(rule, message)
+
+
+def parse_result(result: Any, revision: str, engine: str) -> Decision:
+    """Turn an entrypoint's value into a Decision, failing closed on any malformation."""
+    try:
+        if not isinstance(result, dict):
+            raise ValueError("decision is undefined or not an object")
+        allow = result.get("allow")
+        if not isinstance(allow, bool):
+            raise ValueError("decision.allow is not a boolean")
+        deny = result.get("deny", [])
+        file_deny = result.get("file_deny", [])
+        if not isinstance(deny, list) or not isinstance(file_deny, list):
+            raise ValueError("decision.deny and decision.file_deny must be sets")
+        reasons = tuple(sorted({_reason(d) for d in deny}, key=str))
+        files: dict[str, list[Reason]] = {}
+        for item in file_deny:
+            fname = item.get("filename") if isinstance(item, dict) else None
+            if not isinstance(fname, str):
+                raise ValueError(f"file_deny entry without a filename: {item!r:.80}")
+            files.setdefault(fname, []).append(_reason(item))
+        if allow and reasons:
+            raise ValueError("decision allows while listing deny reasons")
+    except ValueError as e:
+        return failed(str(e), revision, engine)
+    return Decision(
+        allow=allow,
+        reasons=reasons,
+        file_denials={k: tuple(sorted(set(v), key=str)) for k, v in files.items()},
+        revision=revision,
+        engine=engine,
+    )

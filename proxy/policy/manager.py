@@ -1,0 +1,121 @@
+"""Loads the policy folder at start and hot-reloads it: snapshot, validate, build, swap.
+
+A new revision is validated in a child process (a crash there cannot hurt the server), built
+off the event loop, canary-checked in-process and only then swapped in with one assignment.
+On any failure the old revision keeps serving and the error is logged and kept for status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from .check import canary_check
+from .rego import Compiled, RegopyEngine, compile_snapshot
+from .snapshot import PolicyError, Snapshot, fingerprint, load_snapshot
+
+log = structlog.get_logger("airlock.policy")
+
+VALIDATE_TIMEOUT = 60.0
+
+
+async def validate_in_child(snapshot: Snapshot, timeout: float = VALIDATE_TIMEOUT) -> None:
+    """Raise PolicyError unless a child process parses, builds and canary-evaluates it."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy.policy.check",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(snapshot.to_json().encode()), timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise PolicyError(f"policy validation timed out after {timeout}s") from None
+    if proc.returncode != 0:
+        text = err.decode(errors="replace").strip()
+        if proc.returncode is not None and proc.returncode < 0:
+            text = f"the policy engine crashed (signal {-proc.returncode}) on this policy. {text}"
+        raise PolicyError(text or f"validation failed (exit {proc.returncode})")
+
+
+async def load_compiled(root: Path) -> tuple[Snapshot, Compiled]:
+    snapshot = await asyncio.to_thread(load_snapshot, root)
+    await validate_in_child(snapshot)
+    compiled = await asyncio.to_thread(compile_snapshot, snapshot)
+    return snapshot, compiled
+
+
+@dataclass
+class PolicyStatus:
+    revision: str
+    reloads: int = 0
+    last_reload_ok: bool = True
+    last_error: str | None = None
+
+
+class PolicyManager:
+    def __init__(self, root: Path, engine: RegopyEngine, interval: float) -> None:
+        self._root = root
+        self._engine = engine
+        self._interval = interval
+        self._lock = asyncio.Lock()
+        self._fingerprint = fingerprint(root)
+        self._task: asyncio.Task[None] | None = None
+        self.status = PolicyStatus(engine.revision)
+
+    async def reload(self) -> PolicyStatus:
+        """Try the folder as it is now; keep the old revision on any failure."""
+        async with self._lock:
+            self._fingerprint = await asyncio.to_thread(fingerprint, self._root)
+            try:
+                snapshot, compiled = await load_compiled(self._root)
+                if compiled.revision == self._engine.revision:
+                    return self.status
+                candidate = RegopyEngine(compiled, workers=1)
+                try:
+                    await canary_check(candidate, compiled.entrypoints)
+                finally:
+                    await candidate.close()
+            except PolicyError as e:
+                self.status.last_reload_ok = False
+                self.status.last_error = str(e)
+                log.error("policy_reload_failed", error=str(e), kept_revision=self._engine.revision)
+                return self.status
+            old = self._engine.revision
+            self._engine.swap(compiled)
+            self.status.revision = compiled.revision
+            self.status.reloads += 1
+            self.status.last_reload_ok = True
+            self.status.last_error = None
+            log.info("policy_reloaded", revision=compiled.revision[:12], previous=old[:12],
+                     modules=len(snapshot.modules))
+            return self.status
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                current = await asyncio.to_thread(fingerprint, self._root)
+                if current != self._fingerprint:
+                    await asyncio.sleep(min(1.0, self._interval))  # let an editor finish saving
+                    await self.reload()
+            except Exception as e:  # the watcher must outlive any one bad reload
+                log.error("policy_watch_error", error=str(e))
+
+    def start(self) -> None:
+        if self._interval > 0 and self._task is None:
+            self._task = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
