@@ -105,14 +105,19 @@ class Filler:
         expected: dict[str, str],
         expected_size: int | None,
         on_commit: Callable[[Digest], Awaitable[None]],
+        on_fail: Callable[[FillFailed], None] | None = None,
     ) -> Fill:
-        """Return the fill for *key*, starting one if none is in flight."""
+        """Return the fill for *key*, starting one if none is in flight.
+
+        *on_commit* runs once the blob is published (before readers get the last byte);
+        *on_fail* runs once if the fill fails.
+        """
         fill = self._inflight.get(key)
         if fill is not None:
             return fill
         fill = Fill(key, expected_size)
         self._inflight[key] = fill
-        task = asyncio.create_task(self._run(fill, open_body, expected, on_commit))
+        task = asyncio.create_task(self._run(fill, open_body, expected, on_commit, on_fail))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return fill
@@ -123,6 +128,7 @@ class Filler:
         open_body: Callable[[], AbstractAsyncContextManager[UpstreamBody]],
         expected: dict[str, str],
         on_commit: Callable[[Digest], Awaitable[None]],
+        on_fail: Callable[[FillFailed], None] | None,
     ) -> None:
         writer: BlobWriter | None = None
         try:
@@ -168,6 +174,8 @@ class Filler:
         finally:
             if fill.error is not None and writer is not None:
                 await asyncio.to_thread(writer.abort)
+            if fill.error is not None and on_fail is not None:
+                on_fail(fill.error)
             self._inflight.pop(fill.key, None)
             if fill._fd is not None:  # readers hold their own dup()s
                 os.close(fill._fd)

@@ -71,6 +71,8 @@ class MetadataStore(Protocol):
     async def set_file_digest(
         self, ecosystem: str, name: str, filename: str, digest: Digest
     ) -> None: ...
+    async def upsert_file(self, ecosystem: str, name: str, record: FileRecord) -> None: ...
+    async def files_with_digest(self, ecosystem: str, name: str) -> dict[str, Digest]: ...
     async def referenced_digests(self) -> set[str]: ...
     async def record_quarantine(self, digest: Digest, reason: str) -> None: ...
     async def close(self) -> None: ...
@@ -183,6 +185,20 @@ class SqliteMetadata:
                 (digest, time.time(), ecosystem, name, filename),
             )
         )
+
+    async def upsert_file(self, ecosystem: str, name: str, record: FileRecord) -> None:
+        row = (ecosystem, name, record.filename, record.url, json.dumps(record.hashes),
+               record.size, record.digest, time.time() if record.digest else None)
+        await self._run(lambda c: c.execute(
+            "INSERT OR REPLACE INTO files (ecosystem, name, filename, url, hashes, size, digest,"
+            " stored_at) VALUES (?,?,?,?,?,?,?,?)", row))
+
+    async def files_with_digest(self, ecosystem: str, name: str) -> dict[str, Digest]:
+        return await self._run(lambda c: {
+            r[0]: Digest(r[1]) for r in c.execute(
+                "SELECT filename, digest FROM files WHERE ecosystem=? AND name=?"
+                " AND digest IS NOT NULL", (ecosystem, name))
+        })
 
     def _referenced(self, c: sqlite3.Connection) -> set[str]:
         refs = {r[0] for r in c.execute("SELECT digest FROM files WHERE digest IS NOT NULL")}

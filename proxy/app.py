@@ -1,0 +1,96 @@
+"""Composition root: ``create_app(settings)`` builds every collaborator and wires the routes.
+
+Nothing here runs at import time.  Sessions, the store, the policy engine and its watcher are
+created in a ``cleanup_ctx`` when the server starts and closed when it stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from mirror_store.blobs import LocalBlobStore
+from mirror_store.fill import Filler
+from mirror_store.metadata import SqliteMetadata
+
+from .appkeys import BLOBS, ENGINE, FILLER, META, POLICY, SETTINGS
+from .errors import error_middleware
+from .health import setup_health
+from .logging import request_context_middleware
+from .policy.manager import PolicyManager, load_compiled
+from .policy.rego import RegopyEngine
+from .pypi import routes as pypi_routes
+from .pypi.files import PypiFiles
+from .pypi.policy import PolicyIndex
+from .pypi.sources import StoredIndex, UpstreamIndex
+from .settings import Settings, default_pypi_upstream
+from .upstream import UpstreamClient
+
+log = structlog.get_logger("airlock")
+
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context_middleware, error_middleware],
+        client_max_size=1024 * 1024,
+    )
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_lifecycle)
+    pypi_routes.setup_routes(app)
+    setup_health(app)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    root = settings.store.path
+    blobs = LocalBlobStore(root)
+    blobs.clean_tmp()
+    meta = SqliteMetadata(root / "metadata.sqlite3")
+    filler = Filler(blobs)
+    _, compiled = await load_compiled(settings.policy.path)
+    upstreams = settings.pypi.upstreams or (default_pypi_upstream(),)
+    engine = RegopyEngine(compiled, workers=settings.policy.workers,
+                          timeout=settings.policy.timeout,
+                          upstream_kinds={u.name: u.kind for u in upstreams})
+    manager = PolicyManager(settings.policy.path, engine, settings.policy.reload_interval)
+    sessions: list[aiohttp.ClientSession] = []
+    clients: dict[str, UpstreamClient] = {}
+    for u in upstreams:
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=64, limit_per_host=32, ttl_dns_cache=300),
+            trust_env=True,
+        )
+        sessions.append(session)
+        clients[u.name] = UpstreamClient(session, u.name, u.timeout)
+    upstream_index = UpstreamIndex([(u, clients[u.name]) for u in upstreams])
+    stored = StoredIndex(upstream_index, meta, ttl=settings.pypi.page_ttl,
+                         offline=settings.pypi.offline)
+    policy_index = PolicyIndex(stored, engine, kinds=upstream_index.kinds,
+                               mode=settings.policy.mode, denied_files=settings.pypi.denied_files)
+    app[BLOBS] = blobs
+    app[META] = meta
+    app[FILLER] = filler
+    app[ENGINE] = engine
+    app[POLICY] = manager
+    app[pypi_routes.STORED_INDEX] = stored
+    app[pypi_routes.POLICY_INDEX] = policy_index
+    app[pypi_routes.FILES] = PypiFiles(policy_index, meta, blobs, filler, clients,
+                                       settings.pypi.offline)
+    manager.start()
+    log.info("airlock_started", store=str(root), policy_revision=compiled.revision[:12],
+             upstreams=[f"{u.name}={u.url} ({u.kind})" for u in upstreams],
+             offline=settings.pypi.offline, mode=settings.policy.mode)
+    try:
+        yield
+    finally:
+        await manager.stop()
+        await filler.aclose()
+        for s in sessions:
+            await s.close()
+        await engine.close()
+        await meta.close()

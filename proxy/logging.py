@@ -1,0 +1,96 @@
+"""structlog set-up and the two events every request produces: ``access`` and ``decision``.
+
+Configured once, at the edge (``__main__``/CLI).  JSON lines in production, a readable
+console in development; ``request_id`` is bound per request through contextvars.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from .decision import Decision, Subject
+
+decisions_log = structlog.get_logger("airlock.decision")
+access_log = structlog.get_logger("airlock.access")
+
+
+def configure_logging(fmt: str = "console", level: str = "info") -> None:
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(logging, level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def log_decision(subject: Subject, decision: Decision, *, outcome: str, **extra: Any) -> None:
+    """One structured event per decided request."""
+    decisions_log.info(
+        "decision",
+        ecosystem=subject.ecosystem,
+        action=subject.action,
+        target=subject.target,
+        upstream=subject.upstream,
+        client=subject.client.id,
+        outcome=outcome,
+        allow=decision.allow,
+        enforced=decision.enforced,
+        rules=sorted({r.rule for r in decision.reasons}),
+        reasons=[r.message for r in decision.reasons],
+        denied_files=len(decision.file_denials),
+        policy_revision=decision.revision[:12],
+        engine=decision.engine,
+        error=decision.error,
+        **extra,
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    start = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        resp.headers["X-Request-Id"] = request_id
+        return resp
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        access_log.info(
+            "access",
+            method=request.method,
+            path=request.rel_url.path_qs[:500],
+            status=status,
+            ms=round((time.perf_counter() - start) * 1000, 2),
+            remote=request.remote,
+        )
+        structlog.contextvars.clear_contextvars()

@@ -1,0 +1,1 @@
+"""The Python package index (PEP 503/691 simple API) through the policy point."""

@@ -1,0 +1,148 @@
+"""PyPI routes: thin handlers that validate, negotiate, call the chain and render.
+
+    GET /pypi/simple/                          projects this mirror has seen
+    GET /pypi/simple/{project}/                PEP 503 HTML / PEP 691 JSON by Accept
+    GET /pypi/files/{project}/{filename}       a distribution file (or its .metadata)
+    GET /pypi/provenance/{project}/{filename}  PEP 740 provenance, passed through
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from urllib.parse import quote
+
+from aiohttp import web
+from packaging.utils import canonicalize_name
+
+from ..decision import Client
+from ..errors import BadRequest, NotAcceptable, NotFound
+from ..serving import safe_component
+from .files import PypiFiles
+from .model import ProjectDetail
+from .policy import PolicyIndex
+from .sources import Index
+from .wire import (
+    HTML_TYPE,
+    HTML_V1_TYPE,
+    JSON_TYPE,
+    content_type,
+    negotiate,
+    render_html,
+    render_json,
+    render_list_html,
+    render_list_json,
+)
+
+# PEP 508 project names; anything else (unicode look-alikes, dots alone, NUL…) is a 400.
+_PROJECT_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+MAX_NAME = 200
+
+POLICY_INDEX: web.AppKey[PolicyIndex] = web.AppKey("pypi_policy_index")
+STORED_INDEX: web.AppKey[Index] = web.AppKey("pypi_stored_index")
+FILES: web.AppKey[PypiFiles] = web.AppKey("pypi_files")
+
+
+def client_of(request: web.Request) -> Client:
+    return Client(address=request.remote or "")
+
+
+def _project(request: web.Request) -> tuple[str, str]:
+    raw = request.match_info["project"]
+    if len(raw) > MAX_NAME or not _PROJECT_RE.match(raw):
+        raise BadRequest(f"{raw[:80]!r} is not a valid project name (PEP 508)")
+    return raw, canonicalize_name(raw)
+
+
+def _format(request: web.Request) -> str:
+    fmt = negotiate(request.headers.get("Accept"))
+    if fmt is None:
+        raise NotAcceptable(
+            f"cannot produce any type in Accept: {request.headers.get('Accept', '')[:200]!r}; "
+            f"supported: {JSON_TYPE}, {HTML_V1_TYPE}, {HTML_TYPE}"
+        )
+    return fmt
+
+
+def _proxied(detail: ProjectDetail, synthesized: dict[str, str]) -> ProjectDetail:
+    """Point every file, metadata and provenance URL at this proxy (relative to the page)."""
+    files = []
+    for f in detail.files:
+        q = quote(f.filename)
+        meta = f.core_metadata
+        if meta is False and f.filename in synthesized:
+            meta = {"sha256": synthesized[f.filename]}
+        files.append(replace(
+            f,
+            url=f"../../files/{detail.name}/{q}",
+            core_metadata=meta,
+            provenance=f"../../provenance/{detail.name}/{q}" if f.provenance else None,
+        ))
+    return replace(detail, files=tuple(files))
+
+
+async def simple_root(request: web.Request) -> web.Response:
+    fmt = _format(request)
+    plist = await request.app[STORED_INDEX].list_projects()
+    body = render_list_json(plist) if fmt == "json" else render_list_html(plist)
+    return web.Response(text=body, headers={"Content-Type": content_type(fmt),  # type: ignore[arg-type]
+                                            "Vary": "Accept"})
+
+
+async def simple_project(request: web.Request) -> web.StreamResponse:
+    raw, name = _project(request)
+    if raw != name or not request.path.endswith("/"):
+        location = f"/pypi/simple/{name}/"
+        if request.query_string:
+            location += f"?{request.query_string}"
+        raise web.HTTPMovedPermanently(location)
+    fmt = _format(request)
+    page, decision = await request.app[POLICY_INDEX].project(name, client_of(request))
+    synthesized: dict[str, str] = {}
+    if any(f.filename.endswith(".whl") and f.core_metadata is False for f in page.detail.files):
+        synthesized = dict(await request.app[FILES].synthesized_metadata(name))
+    detail = _proxied(page.detail, synthesized)
+    body = render_json(detail) if fmt == "json" else render_html(detail)
+    headers = {
+        "Content-Type": content_type(fmt),  # type: ignore[arg-type]
+        "Vary": "Accept",
+        "Cache-Control": "max-age=60",
+        "X-Airlock-Policy-Revision": decision.revision[:12],
+        "X-Airlock-Upstream": page.upstream,
+    }
+    if page.stale:
+        headers["X-Airlock-Stale"] = _header_safe(f"upstream failed, serving last good page: {page.stale}")
+        headers["Warning"] = '110 airlock "Response is stale"'
+    return web.Response(text=body, headers=headers)
+
+
+def _header_safe(text: str) -> str:
+    return re.sub(r"[^\x20-\x7e]", "?", text)[:500]
+
+
+async def files(request: web.Request) -> web.StreamResponse:
+    raw, name = _project(request)
+    if raw != name:
+        raise NotFound(f"use the canonical project name {name!r}")
+    filename = safe_component(request.match_info["filename"], "file name")
+    handler = request.app[FILES]
+    if filename.endswith(".metadata"):
+        return await handler.serve_metadata(request, name, filename.removesuffix(".metadata"),
+                                            client_of(request))
+    return await handler.serve_file(request, name, filename, client_of(request))
+
+
+async def provenance(request: web.Request) -> web.StreamResponse:
+    raw, name = _project(request)
+    if raw != name:
+        raise NotFound(f"use the canonical project name {name!r}")
+    filename = safe_component(request.match_info["filename"], "file name")
+    return await request.app[FILES].serve_provenance(name, filename, client_of(request))
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/pypi/simple/", simple_root)
+    app.router.add_get("/pypi/simple/{project}/", simple_project)
+    app.router.add_get("/pypi/simple/{project}", simple_project)
+    app.router.add_get("/pypi/files/{project}/{filename}", files)
+    app.router.add_get("/pypi/provenance/{project}/{filename}", provenance)

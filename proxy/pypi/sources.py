@@ -1,0 +1,177 @@
+"""The PyPI source chain: ``PolicyIndex(StoredIndex(UpstreamIndex(clients), store), engine)``.
+
+Each layer answers ``project(name)`` with a ProjectPage.  The upstream layer asks the
+configured indexes in order (the first that has the project wins); the stored layer keeps the
+last good page, revalidates it after a TTL with the upstream's validators, serves it stale when
+the upstream fails (and says so), and serves only what it has in offline mode; the policy layer
+is outermost, so a new policy covers already-mirrored content without a re-fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from mirror_store.metadata import FileRecord, MetadataStore, PageRecord
+
+from ..errors import NotFound, OfflineMiss, UpstreamInvalid, UpstreamUnavailable
+from ..settings import UpstreamSettings
+from ..upstream import UpstreamClient
+from .model import ProjectDetail, ProjectList
+from .wire import UPSTREAM_ACCEPT, WireError, parse_json, parse_page, render_json
+
+ECOSYSTEM = "pypi"
+STALE_RETRY = 10.0  # seconds between upstream retries while serving a stale page
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectPage:
+    detail: ProjectDetail
+    upstream: str  # name of the upstream the page came from
+    fetched_at: float
+    stale: str | None = None  # why this page could not be revalidated, if it could not
+    checked_at: float = 0.0  # when a stale page last tried its upstream
+
+
+class Index(Protocol):
+    async def project(self, name: str) -> ProjectPage:
+        """The project page for a canonical name.
+
+        Raises:
+            NotFound: no upstream has it (OfflineMiss in offline mode).
+            UpstreamUnavailable / UpstreamInvalid: it could not be fetched and nothing is stored.
+        """
+
+    async def list_projects(self) -> ProjectList: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    page: ProjectPage | None  # None: not modified since the stored record
+    record: PageRecord | None
+
+
+class UpstreamIndex:
+    """Asks the upstreams in their configured order."""
+
+    def __init__(self, upstreams: Sequence[tuple[UpstreamSettings, UpstreamClient]]) -> None:
+        self._upstreams = list(upstreams)
+        self.kinds = {s.name: s.kind for s, _ in upstreams}
+
+    async def fetch(self, name: str, stored: PageRecord | None) -> _Fetched:
+        errors: list[str] = []
+        for settings, client in self._upstreams:
+            url = f"{settings.url.rstrip('/')}/{name}/"
+            same = stored is not None and stored.upstream == settings.name
+            try:
+                resp = await client.get_page(
+                    url, UPSTREAM_ACCEPT,
+                    etag=stored.etag if same and stored else None,
+                    last_modified=stored.last_modified if same and stored else None,
+                )
+            except NotFound:
+                continue
+            except (UpstreamUnavailable, UpstreamInvalid) as e:
+                errors.append(e.message)
+                continue
+            now = time.time()
+            if resp.status == 304:
+                return _Fetched(None, None)
+            try:
+                detail = parse_page(name, resp.body, resp.content_type, resp.url)
+            except WireError as e:
+                errors.append(f"upstream {settings.name}: {e}")
+                continue
+            record = PageRecord(settings.name, render_json(detail), resp.etag,
+                                resp.last_modified, now)
+            return _Fetched(ProjectPage(detail, settings.name, now), record)
+        if errors:
+            raise UpstreamUnavailable("; ".join(errors))
+        raise NotFound(f"project '{name}' does not exist on any upstream")
+
+    async def list_projects(self) -> ProjectList:
+        return ProjectList(())
+
+
+def _page_from_record(
+    name: str, rec: PageRecord, stale: str | None = None, checked_at: float = 0.0
+) -> ProjectPage:
+    detail = parse_json(name, rec.body, "")
+    return ProjectPage(detail, rec.upstream, rec.fetched_at, stale, checked_at)
+
+
+class StoredIndex:
+    """Keeps the last good page per project; revalidates after ``ttl`` seconds."""
+
+    def __init__(self, upstream: UpstreamIndex, meta: MetadataStore, *, ttl: float,
+                 offline: bool, clock: Callable[[], float] = time.time,
+                 memory_pages: int = 4096) -> None:
+        self._upstream = upstream
+        self._meta = meta
+        self._ttl = ttl
+        self._offline = offline
+        self._clock = clock
+        self._mem: OrderedDict[str, ProjectPage] = OrderedDict()
+        self._mem_max = memory_pages
+        self._inflight: dict[str, asyncio.Future[ProjectPage]] = {}
+        self.kinds = upstream.kinds
+
+    def _remember(self, name: str, page: ProjectPage) -> ProjectPage:
+        self._mem[name] = page
+        self._mem.move_to_end(name)
+        while len(self._mem) > self._mem_max:
+            self._mem.popitem(last=False)
+        return page
+
+    async def project(self, name: str) -> ProjectPage:
+        page = self._mem.get(name)
+        if page is not None:
+            now = self._clock()
+            if page.stale is None and (self._offline or now - page.fetched_at < self._ttl):
+                return page
+            if page.stale is not None and now - page.checked_at < STALE_RETRY:
+                return page
+        fut = self._inflight.get(name)
+        if fut is not None:  # single-flight: join the revalidation already under way
+            return await asyncio.shield(fut)
+        fut = asyncio.get_running_loop().create_future()
+        self._inflight[name] = fut
+        try:
+            page = await self._load(name)
+            fut.set_result(page)
+            return page
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # mark retrieved: joiners re-raise it themselves
+            raise
+        finally:
+            del self._inflight[name]
+
+    async def _load(self, name: str) -> ProjectPage:
+        rec = await self._meta.get_page(ECOSYSTEM, name)
+        now = self._clock()
+        if rec is not None and (self._offline or now - rec.fetched_at < self._ttl):
+            return self._remember(name, _page_from_record(name, rec))
+        if self._offline:
+            raise OfflineMiss(f"project '{name}' is not in the mirror and offline mode is on")
+        try:
+            fetched = await self._upstream.fetch(name, rec)
+        except (UpstreamUnavailable, UpstreamInvalid) as e:
+            if rec is None:
+                raise
+            return self._remember(name, _page_from_record(name, rec, e.message, now))
+        if fetched.page is None:  # 304: the stored page is still current
+            assert rec is not None
+            await self._meta.touch_page(ECOSYSTEM, name, now)
+            return self._remember(name, _page_from_record(name, replace(rec, fetched_at=now)))
+        assert fetched.record is not None
+        files = [FileRecord(f.filename, f.url, f.hashes, f.size) for f in fetched.page.detail.files]
+        await self._meta.put_page(ECOSYSTEM, name, fetched.record, files)
+        return self._remember(name, fetched.page)
+
+    async def list_projects(self) -> ProjectList:
+        return ProjectList(tuple(await self._meta.page_names(ECOSYSTEM)))

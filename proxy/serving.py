@@ -1,0 +1,153 @@
+"""Responses for artifacts: stored blobs (sendfile, ETag, Range) and fills still streaming.
+
+Both honour a single ``Range`` (206 with ``Content-Range``; 416 when unsatisfiable) and use
+the sha256 as a strong ETag.  While a fill runs, a reader gets bytes as they arrive; if the
+fill fails (hash mismatch, upstream cut) the connection is cut short, so the client's transfer
+fails instead of completing with refused bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+import structlog
+from aiohttp import web
+
+from mirror_store.fill import Fill, FillFailed, tail
+
+from .errors import BadRequest
+
+log = structlog.get_logger("airlock.serving")
+CHUNK = 256 * 1024
+
+
+def _range(request: web.Request, size: int) -> tuple[int, int] | None:
+    """(start, end_exclusive) for a satisfiable single Range, None for the whole body."""
+    if "Range" not in request.headers:
+        return None
+    try:
+        rng = request.http_range
+    except ValueError:
+        return None  # malformed or multi-range: RFC 9110 allows ignoring Range
+    start, stop = rng.start, rng.stop
+    if start is None and stop is None:
+        return None
+    if start is None:  # suffix: last N bytes
+        assert stop is not None
+        start, stop = max(0, size + stop) if stop < 0 else max(0, size - stop), size
+    if start < 0:
+        start = max(0, size + start)
+    stop = size if stop is None else min(stop, size)
+    if start >= size or start >= stop:
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    return start, stop
+
+
+def _etag_matches(request: web.Request, digest: str) -> bool:
+    inm = request.headers.get("If-None-Match", "")
+    return any(t.strip().strip('"').removeprefix("W/").strip('"') in (digest, "*")
+               for t in inm.split(",") if t.strip())
+
+
+def _base_headers(digest: str | None, content_type: str,
+                  extra: Mapping[str, str] | None) -> dict[str, str]:
+    h = {"Content-Type": content_type, "Accept-Ranges": "bytes", **(extra or {})}
+    if digest:
+        h["ETag"] = f'"{digest}"'
+        h["Cache-Control"] = "public, max-age=31536000, immutable"  # content-addressed
+    return h
+
+
+async def send_blob(request: web.Request, path: Path, digest: str, content_type: str,
+                    extra_headers: Mapping[str, str] | None = None) -> web.StreamResponse:
+    """Serve a stored, verified blob with sendfile."""
+    headers = _base_headers(digest, content_type, extra_headers)
+    if _etag_matches(request, digest):
+        return web.Response(status=304, headers={"ETag": headers["ETag"]})
+    size = (await asyncio.to_thread(os.stat, path)).st_size
+    rng = _range(request, size)
+    start, stop = rng if rng else (0, size)
+    resp = web.StreamResponse(status=206 if rng else 200, headers=headers)
+    if rng:
+        resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    resp.content_length = stop - start
+    writer = await resp.prepare(request)
+    if request.method == "HEAD" or stop == start:
+        await resp.write_eof()
+        return resp
+    fh = await asyncio.to_thread(open, path, "rb")
+    try:
+        transport = request.transport
+        if transport is None or transport.is_closing() or writer is None:
+            return resp
+        try:
+            await asyncio.get_running_loop().sendfile(transport, fh, start, stop - start)
+        except NotImplementedError:  # e.g. TLS transports: copy in chunks off the loop
+            await _copy_chunks(resp, fh, start, stop)
+    except ConnectionError:
+        return resp  # client went away
+    finally:
+        await asyncio.to_thread(fh.close)
+    await resp.write_eof()
+    return resp
+
+
+async def _copy_chunks(resp: web.StreamResponse, fh: BinaryIO, start: int, stop: int) -> None:
+    pos = start
+    while pos < stop:
+        chunk = await asyncio.to_thread(os.pread, fh.fileno(), min(CHUNK, stop - pos), pos)
+        if not chunk:
+            raise ConnectionError("blob shorter than expected")
+        await resp.write(chunk)
+        pos += len(chunk)
+
+
+async def send_fill(request: web.Request, fill: Fill, digest_hint: str | None,
+                    content_type: str, extra_headers: Mapping[str, str] | None = None
+                    ) -> web.StreamResponse | None:
+    """Stream a running fill.  None if it finished before we attached (serve the blob)."""
+    await fill.wait_started()  # raises FillFailed before anything is sent
+    headers = _base_headers(digest_hint, content_type, extra_headers)
+    size = fill.size
+    rng = _range(request, size) if size is not None else None
+    start, stop = rng if rng else (0, size)
+    body = tail(fill, start, stop)
+    if body is None:
+        return None
+    resp = web.StreamResponse(status=206 if rng else 200, headers=headers)
+    if rng:
+        resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"  # type: ignore[operator]
+    if stop is not None:
+        resp.content_length = stop - start
+    await resp.prepare(request)
+    if request.method == "HEAD":
+        await body.aclose()  # type: ignore[attr-defined]
+        await resp.write_eof()
+        return resp
+    try:
+        async for chunk in body:
+            await resp.write(chunk)
+    except FillFailed as e:
+        log.warning("transfer_aborted", key=fill.key, reason=e.reason)
+        if request.transport is not None:
+            request.transport.abort()  # the client must see a failed transfer
+        return resp
+    except ConnectionError:
+        return resp
+    await resp.write_eof()
+    return resp
+
+
+def safe_component(value: str, what: str, max_len: int = 255) -> str:
+    """Reject path components that could never be a legitimate name (before any lookup)."""
+    if not value or len(value) > max_len:
+        raise BadRequest(f"{what} must be 1-{max_len} characters")
+    if value in (".", "..") or "/" in value or "\\" in value or "\x00" in value:
+        raise BadRequest(f"{what} {value[:80]!r} is not a valid name")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise BadRequest(f"{what} contains control characters")
+    return value

@@ -1,0 +1,143 @@
+"""UpstreamClient: the only code that talks to an upstream server.
+
+Uses the one injected ``aiohttp.ClientSession`` (created and closed by the app), forwards only
+an explicit allow-list of request headers, streams bodies, and translates every transport
+failure into the domain errors of ``errors.py`` (``raise … from e``), keeping "does not
+exist" (NotFound) apart from "could not ask" (UpstreamUnavailable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+
+from .errors import NotFound, UpstreamInvalid, UpstreamUnavailable
+
+MAX_PAGE_BYTES = 64 * 1024 * 1024
+CHUNK = 256 * 1024
+USER_AGENT = "airlock-mirror"
+
+
+@dataclass(frozen=True, slots=True)
+class PageResponse:
+    status: int  # 200 or 304
+    body: bytes
+    content_type: str
+    etag: str | None
+    last_modified: str | None
+    url: str  # final URL after redirects (base for relative links)
+
+
+@dataclass(slots=True)
+class StreamBody:
+    """An upstream file response being streamed (implements mirror_store.fill.UpstreamBody)."""
+
+    response: aiohttp.ClientResponse
+    read_timeout: float
+
+    @property
+    def size(self) -> int | None:
+        return self.response.content_length
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        content = self.response.content
+        while True:
+            try:
+                chunk = await asyncio.wait_for(content.readany(), self.read_timeout)
+            except TimeoutError as e:
+                raise UpstreamUnavailable(
+                    f"no data from upstream for {self.read_timeout}s", timeout=True
+                ) from e
+            except aiohttp.ClientError as e:
+                raise UpstreamUnavailable(f"upstream transfer broke: {e}") from e
+            if not chunk:
+                return
+            yield chunk
+
+
+class UpstreamClient:
+    def __init__(self, session: aiohttp.ClientSession, name: str, timeout: float) -> None:
+        self._session = session
+        self.name = name
+        self._timeout = timeout
+
+    def _translate(self, e: BaseException, url: str) -> UpstreamUnavailable:
+        if isinstance(e, TimeoutError):
+            return UpstreamUnavailable(f"upstream {self.name} timed out ({url})", timeout=True)
+        return UpstreamUnavailable(f"upstream {self.name} unreachable: {e} ({url})")
+
+    async def get_page(
+        self,
+        url: str,
+        accept: str,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> PageResponse:
+        """GET an index page, conditionally if validators are given.
+
+        Raises:
+            NotFound: upstream answered 404/410.
+            UpstreamUnavailable: connection error, timeout, 5xx or other status.
+            UpstreamInvalid: the page is larger than MAX_PAGE_BYTES.
+        """
+        headers = {"Accept": accept, "User-Agent": USER_AGENT, **(extra_headers or {})}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout,
+                                        sock_read=self._timeout)
+        try:
+            async with self._session.get(url, headers=headers, timeout=timeout) as resp:
+                if resp.status in (404, 410):
+                    raise NotFound(f"{url} does not exist upstream ({self.name})")
+                if resp.status == 304:
+                    return PageResponse(304, b"", "", etag, last_modified, str(resp.url))
+                if resp.status != 200:
+                    raise UpstreamUnavailable(
+                        f"upstream {self.name} answered {resp.status} for {url}"
+                    )
+                if (resp.content_length or 0) > MAX_PAGE_BYTES:
+                    raise UpstreamInvalid(f"page larger than {MAX_PAGE_BYTES} bytes: {url}")
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(CHUNK):
+                    body += chunk
+                    if len(body) > MAX_PAGE_BYTES:
+                        raise UpstreamInvalid(f"page larger than {MAX_PAGE_BYTES} bytes: {url}")
+                return PageResponse(
+                    200,
+                    bytes(body),
+                    resp.headers.get("Content-Type", ""),
+                    resp.headers.get("ETag"),
+                    resp.headers.get("Last-Modified"),
+                    str(resp.url),
+                )
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise self._translate(e, url) from e
+
+    @asynccontextmanager
+    async def open_file(
+        self, url: str, extra_headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[StreamBody]:
+        """Stream a file.  Same errors as get_page; redirects are followed here, not by clients."""
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(extra_headers or {})}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout,
+                                        sock_read=self._timeout)
+        try:
+            async with self._session.get(
+                url, headers=headers, timeout=timeout, auto_decompress=False
+            ) as resp:
+                if resp.status in (404, 410):
+                    raise NotFound(f"{url} does not exist upstream ({self.name})")
+                if resp.status != 200:
+                    raise UpstreamUnavailable(
+                        f"upstream {self.name} answered {resp.status} for {url}"
+                    )
+                yield StreamBody(resp, self._timeout)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise self._translate(e, url) from e
