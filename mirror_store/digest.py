@@ -14,7 +14,17 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # Algorithms an upstream may name that we can verify.  Anything else is ignored, and a file
 # with no verifiable hash at all is refused by the caller (fail closed).
 GIT_BLOB_SHA1 = "git-blob-sha1"  # HF: regular (non-LFS) files are addressed by their git blob id
-VERIFIABLE = (GIT_BLOB_SHA1, "sha256", "sha512", "sha384", "sha224", "blake2b", "blake2s", "sha1", "md5")
+VERIFIABLE = (
+    GIT_BLOB_SHA1,
+    "sha256",
+    "sha512",
+    "sha384",
+    "sha224",
+    "blake2b",
+    "blake2s",
+    "sha1",
+    "md5",
+)
 
 
 def parse_digest(value: str) -> Digest:

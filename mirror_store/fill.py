@@ -196,6 +196,10 @@ def _describe(e: BaseException) -> str:
     return f"upstream transfer failed: {text}"
 
 
+def _more_than(fill: Fill, pos: int) -> Callable[[], bool]:
+    return lambda: fill.done or fill.written - 1 > pos
+
+
 def tail(fill: Fill, start: int = 0, end: int | None = None) -> AsyncIterator[bytes] | None:
     """Bytes [start, end) of a running fill as they arrive, or None if it already finished.
 
@@ -222,7 +226,7 @@ async def _tail(fill: Fill, fd: int, start: int, end: int | None) -> AsyncIterat
                 if fill.done:
                     break
                 async with fill._progress:
-                    await fill._progress.wait_for(lambda: fill.done or fill.written - 1 > pos)
+                    await fill._progress.wait_for(_more_than(fill, pos))
                 continue
             n = min(READ_CHUNK, limit - pos)
             data = await loop.run_in_executor(None, os.pread, fd, n, pos)

@@ -132,8 +132,15 @@ class SqliteMetadata:
                 c.execute("BEGIN")
                 c.execute(
                     "INSERT OR REPLACE INTO pages VALUES (?,?,?,?,?,?,?)",
-                    (ecosystem, name, page.upstream, page.body, page.etag,
-                     page.last_modified, page.fetched_at),
+                    (
+                        ecosystem,
+                        name,
+                        page.upstream,
+                        page.body,
+                        page.etag,
+                        page.last_modified,
+                        page.fetched_at,
+                    ),
                 )
                 # Keep the digest of files already stored; refresh URL and hashes.
                 c.executemany(
@@ -181,24 +188,42 @@ class SqliteMetadata:
     ) -> None:
         await self._run(
             lambda c: c.execute(
-                "UPDATE files SET digest=?, stored_at=? WHERE ecosystem=? AND name=? AND filename=?",
+                "UPDATE files SET digest=?, stored_at=?"
+                " WHERE ecosystem=? AND name=? AND filename=?",
                 (digest, time.time(), ecosystem, name, filename),
             )
         )
 
     async def upsert_file(self, ecosystem: str, name: str, record: FileRecord) -> None:
-        row = (ecosystem, name, record.filename, record.url, json.dumps(record.hashes),
-               record.size, record.digest, time.time() if record.digest else None)
-        await self._run(lambda c: c.execute(
-            "INSERT OR REPLACE INTO files (ecosystem, name, filename, url, hashes, size, digest,"
-            " stored_at) VALUES (?,?,?,?,?,?,?,?)", row))
+        row = (
+            ecosystem,
+            name,
+            record.filename,
+            record.url,
+            json.dumps(record.hashes),
+            record.size,
+            record.digest,
+            time.time() if record.digest else None,
+        )
+        await self._run(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO files (ecosystem, name, filename, url, hashes, size,"
+                " digest, stored_at) VALUES (?,?,?,?,?,?,?,?)",
+                row,
+            )
+        )
 
     async def files_with_digest(self, ecosystem: str, name: str) -> dict[str, Digest]:
-        return await self._run(lambda c: {
-            r[0]: Digest(r[1]) for r in c.execute(
-                "SELECT filename, digest FROM files WHERE ecosystem=? AND name=?"
-                " AND digest IS NOT NULL", (ecosystem, name))
-        })
+        return await self._run(
+            lambda c: {
+                r[0]: Digest(r[1])
+                for r in c.execute(
+                    "SELECT filename, digest FROM files WHERE ecosystem=? AND name=?"
+                    " AND digest IS NOT NULL",
+                    (ecosystem, name),
+                )
+            }
+        )
 
     def _referenced(self, c: sqlite3.Connection) -> set[str]:
         refs = {r[0] for r in c.execute("SELECT digest FROM files WHERE digest IS NOT NULL")}
@@ -218,7 +243,8 @@ class SqliteMetadata:
             with c:
                 c.execute("BEGIN")
                 c.execute(
-                    "INSERT OR REPLACE INTO quarantine VALUES (?,?,?)", (digest, reason, time.time())
+                    "INSERT OR REPLACE INTO quarantine VALUES (?,?,?)",
+                    (digest, reason, time.time()),
                 )
                 # A quarantined blob is no longer stored: the next request re-fetches it.
                 c.execute("UPDATE files SET digest=NULL, stored_at=NULL WHERE digest=?", (digest,))

@@ -32,7 +32,6 @@ from .upstream import UpstreamClient
 log = structlog.get_logger("airlock")
 
 
-
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[request_context_middleware, error_middleware],
@@ -54,9 +53,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     filler = Filler(blobs)
     _, compiled = await load_compiled(settings.policy.path)
     upstreams = settings.pypi.upstreams or (default_pypi_upstream(),)
-    engine = RegopyEngine(compiled, workers=settings.policy.workers,
-                          timeout=settings.policy.timeout,
-                          upstream_kinds={u.name: u.kind for u in upstreams})
+    engine = RegopyEngine(
+        compiled,
+        workers=settings.policy.workers,
+        timeout=settings.policy.timeout,
+        upstream_kinds={u.name: u.kind for u in upstreams},
+    )
     manager = PolicyManager(settings.policy.path, engine, settings.policy.reload_interval)
     sessions: list[aiohttp.ClientSession] = []
     clients: dict[str, UpstreamClient] = {}
@@ -68,10 +70,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         sessions.append(session)
         clients[u.name] = UpstreamClient(session, u.name, u.timeout)
     upstream_index = UpstreamIndex([(u, clients[u.name]) for u in upstreams])
-    stored = StoredIndex(upstream_index, meta, ttl=settings.pypi.page_ttl,
-                         offline=settings.pypi.offline)
-    policy_index = PolicyIndex(stored, engine, kinds=upstream_index.kinds,
-                               mode=settings.policy.mode, denied_files=settings.pypi.denied_files)
+    stored = StoredIndex(
+        upstream_index, meta, ttl=settings.pypi.page_ttl, offline=settings.pypi.offline
+    )
+    policy_index = PolicyIndex(
+        stored,
+        engine,
+        kinds=upstream_index.kinds,
+        mode=settings.policy.mode,
+        denied_files=settings.pypi.denied_files,
+    )
     app[BLOBS] = blobs
     app[META] = meta
     app[FILLER] = filler
@@ -79,12 +87,18 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[POLICY] = manager
     app[pypi_routes.STORED_INDEX] = stored
     app[pypi_routes.POLICY_INDEX] = policy_index
-    app[pypi_routes.FILES] = PypiFiles(policy_index, meta, blobs, filler, clients,
-                                       settings.pypi.offline)
+    app[pypi_routes.FILES] = PypiFiles(
+        policy_index, meta, blobs, filler, clients, settings.pypi.offline
+    )
     manager.start()
-    log.info("airlock_started", store=str(root), policy_revision=compiled.revision[:12],
-             upstreams=[f"{u.name}={u.url} ({u.kind})" for u in upstreams],
-             offline=settings.pypi.offline, mode=settings.policy.mode)
+    log.info(
+        "airlock_started",
+        store=str(root),
+        policy_revision=compiled.revision[:12],
+        upstreams=[f"{u.name}={u.url} ({u.kind})" for u in upstreams],
+        offline=settings.pypi.offline,
+        mode=settings.policy.mode,
+    )
     try:
         yield
     finally:

@@ -1,9 +1,9 @@
 """The ``airlock`` command: argv → Settings → the verb.  Logging is configured here, once.
 
-    airlock serve [--config FILE] [--host H] [--port P]
-    airlock store fsck [--config FILE] [--dry-run]
-    airlock store gc [--config FILE] [--dry-run]
-    airlock policy check [--config FILE]
+airlock serve [--config FILE] [--host H] [--port P]
+airlock store fsck [--config FILE] [--dry-run]
+airlock store gc [--config FILE] [--dry-run]
+airlock policy check [--config FILE]
 """
 
 from __future__ import annotations
@@ -21,8 +21,12 @@ Verb = Callable[[argparse.Namespace, Settings], int]
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, default=None,
-                   help="TOML settings file (default: $AIRLOCK_CONFIG, else built-in defaults)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TOML settings file (default: $AIRLOCK_CONFIG, else built-in defaults)",
+    )
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -34,17 +38,27 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     server = settings.server
     if args.host or args.port is not None:
-        server = dataclasses.replace(server, host=args.host or server.host,
-                                     port=server.port if args.port is None else args.port)
+        server = dataclasses.replace(
+            server,
+            host=args.host or server.host,
+            port=server.port if args.port is None else args.port,
+        )
         settings = dataclasses.replace(settings, server=server)
     configure_logging(settings.log.format, settings.log.level)
     try:
-        web.run_app(create_app(settings), host=server.host, port=server.port,
-                    print=lambda s: print(s, file=sys.stderr), access_log=None,
-                    shutdown_timeout=5.0)
+        web.run_app(
+            create_app(settings),
+            host=server.host,
+            port=server.port,
+            print=lambda s: print(s, file=sys.stderr),
+            access_log=None,
+            shutdown_timeout=5.0,
+        )
     except PolicyError as e:
-        print(f"airlock: cannot start: the policy in {settings.policy.path} is invalid:\n  {e}",
-              file=sys.stderr)
+        print(
+            f"airlock: cannot start: the policy in {settings.policy.path} is invalid:\n  {e}",
+            file=sys.stderr,
+        )
         return 2
     return 0
 
@@ -70,8 +84,10 @@ def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
     except PolicyError as e:
         print(f"invalid policy in {settings.policy.path}:\n  {e}", file=sys.stderr)
         return 1
-    print(f"policy OK: revision {compiled.revision}, entrypoints "
-          f"{', '.join(sorted(compiled.entrypoints))}")
+    print(
+        f"policy OK: revision {compiled.revision}, entrypoints "
+        f"{', '.join(sorted(compiled.entrypoints))}"
+    )
     return 0
 
 
@@ -82,37 +98,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    serve = verbs.add_parser("serve", help="run the proxy",
-                             description="Run the proxy (default 127.0.0.1:8080).")
+    serve = verbs.add_parser(
+        "serve", help="run the proxy", description="Run the proxy (default 127.0.0.1:8080)."
+    )
     _config_arg(serve)
     serve.add_argument("--host", default=None, help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, default=None, help="listen port (overrides server.port)")
     serve.set_defaults(func=_serve)
 
-    store = verbs.add_parser("store", help="maintain the artifact store",
-                             description="Maintain the content-addressed artifact store.")
+    store = verbs.add_parser(
+        "store",
+        help="maintain the artifact store",
+        description="Maintain the content-addressed artifact store.",
+    )
     store_verbs = store.add_subparsers(dest="store_verb", required=True, metavar="VERB")
     fsck = store_verbs.add_parser(
-        "fsck", help="re-hash every blob; quarantine any that do not match",
+        "fsck",
+        help="re-hash every blob; quarantine any that do not match",
         description="Re-hash every stored blob. A blob whose bytes no longer match its sha256 "
-                    "is moved to quarantine/ and forgotten, so the next request re-fetches it. "
-                    "Exit 1 if any blob was bad.")
+        "is moved to quarantine/ and forgotten, so the next request re-fetches it. "
+        "Exit 1 if any blob was bad.",
+    )
     _config_arg(fsck)
     fsck.add_argument("--dry-run", action="store_true", help="report only; move nothing")
     fsck.set_defaults(func=_fsck)
     gc = store_verbs.add_parser(
-        "gc", help="remove blobs nothing refers to",
-        description="Remove blobs that no metadata record refers to, and stale temp files.")
+        "gc",
+        help="remove blobs nothing refers to",
+        description="Remove blobs that no metadata record refers to, and stale temp files.",
+    )
     _config_arg(gc)
     gc.add_argument("--dry-run", action="store_true", help="report only; delete nothing")
     gc.set_defaults(func=_gc)
 
-    policy = verbs.add_parser("policy", help="work with the Rego policies",
-                              description="Work with the Rego policies.")
+    policy = verbs.add_parser(
+        "policy", help="work with the Rego policies", description="Work with the Rego policies."
+    )
     policy_verbs = policy.add_subparsers(dest="policy_verb", required=True, metavar="VERB")
     check = policy_verbs.add_parser(
-        "check", help="validate the policy folder",
-        description="Parse, build and canary-evaluate the policy folder as the server would.")
+        "check",
+        help="validate the policy folder",
+        description="Parse, build and canary-evaluate the policy folder as the server would.",
+    )
     _config_arg(check)
     check.set_defaults(func=_policy_check)
     return parser

@@ -22,12 +22,18 @@ async def readyz(request: web.Request) -> web.Response:
         problems.append("not started")
     elif not await asyncio.to_thread(os.access, blobs.root, os.W_OK):
         problems.append("store is not writable")
-    body: dict[str, object] = {"status": "ready" if not problems else "not ready",
-                               "problems": problems}
+    body: dict[str, object] = {
+        "status": "ready" if not problems else "not ready",
+        "problems": problems,
+    }
     if manager is not None:
         st = manager.status
-        body["policy"] = {"revision": st.revision, "reloads": st.reloads,
-                          "last_reload_ok": st.last_reload_ok, "last_error": st.last_error}
+        body["policy"] = {
+            "revision": st.revision,
+            "reloads": st.reloads,
+            "last_reload_ok": st.last_reload_ok,
+            "last_error": st.last_error,
+        }
     return web.json_response(body, status=200 if not problems else 503)
 
 

@@ -46,6 +46,9 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
 
 def log_decision(subject: Subject, decision: Decision, *, outcome: str, **extra: Any) -> None:
     """One structured event per decided request."""
+    reasons = decision.reasons
+    if subject.action != "page" and subject.files:
+        reasons = decision.file_reasons(subject.files[0].filename)
     decisions_log.info(
         "decision",
         ecosystem=subject.ecosystem,
@@ -56,8 +59,8 @@ def log_decision(subject: Subject, decision: Decision, *, outcome: str, **extra:
         outcome=outcome,
         allow=decision.allow,
         enforced=decision.enforced,
-        rules=sorted({r.rule for r in decision.reasons}),
-        reasons=[r.message for r in decision.reasons],
+        rules=sorted({r.rule for r in reasons}),
+        reasons=[r.message for r in reasons],
         denied_files=len(decision.file_denials),
         policy_revision=decision.revision[:12],
         engine=decision.engine,

@@ -49,12 +49,16 @@ def _range(request: web.Request, size: int) -> tuple[int, int] | None:
 
 def _etag_matches(request: web.Request, digest: str) -> bool:
     inm = request.headers.get("If-None-Match", "")
-    return any(t.strip().strip('"').removeprefix("W/").strip('"') in (digest, "*")
-               for t in inm.split(",") if t.strip())
+    return any(
+        t.strip().strip('"').removeprefix("W/").strip('"') in (digest, "*")
+        for t in inm.split(",")
+        if t.strip()
+    )
 
 
-def _base_headers(digest: str | None, content_type: str,
-                  extra: Mapping[str, str] | None) -> dict[str, str]:
+def _base_headers(
+    digest: str | None, content_type: str, extra: Mapping[str, str] | None
+) -> dict[str, str]:
     h = {"Content-Type": content_type, "Accept-Ranges": "bytes", **(extra or {})}
     if digest:
         h["ETag"] = f'"{digest}"'
@@ -62,8 +66,13 @@ def _base_headers(digest: str | None, content_type: str,
     return h
 
 
-async def send_blob(request: web.Request, path: Path, digest: str, content_type: str,
-                    extra_headers: Mapping[str, str] | None = None) -> web.StreamResponse:
+async def send_blob(
+    request: web.Request,
+    path: Path,
+    digest: str,
+    content_type: str,
+    extra_headers: Mapping[str, str] | None = None,
+) -> web.StreamResponse:
     """Serve a stored, verified blob with sendfile."""
     headers = _base_headers(digest, content_type, extra_headers)
     if _etag_matches(request, digest):
@@ -106,9 +115,13 @@ async def _copy_chunks(resp: web.StreamResponse, fh: BinaryIO, start: int, stop:
         pos += len(chunk)
 
 
-async def send_fill(request: web.Request, fill: Fill, digest_hint: str | None,
-                    content_type: str, extra_headers: Mapping[str, str] | None = None
-                    ) -> web.StreamResponse | None:
+async def send_fill(
+    request: web.Request,
+    fill: Fill,
+    digest_hint: str | None,
+    content_type: str,
+    extra_headers: Mapping[str, str] | None = None,
+) -> web.StreamResponse | None:
     """Stream a running fill.  None if it finished before we attached (serve the blob)."""
     await fill.wait_started()  # raises FillFailed before anything is sent
     headers = _base_headers(digest_hint, content_type, extra_headers)

@@ -163,14 +163,16 @@ def _build(cls: type[Any], raw: Any, where: str, problems: list[str]) -> Any:
         return None  # already reported above
 
 
-def _convert(tp: Any, value: Any, where: str, problems: list[str]) -> Any:  # noqa: PLR0911
+def _convert(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return _build(tp if isinstance(tp, type) else type(tp), value, where, problems)
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:
-            problems.append(f"{where}: must be one of {', '.join(map(repr, choices))}, got {_show(value)}")
+            problems.append(
+                f"{where}: must be one of {', '.join(map(repr, choices))}, got {_show(value)}"
+            )
         return value
     if origin is tuple:
         item_tp = typing.get_args(tp)[0]

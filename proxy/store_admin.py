@@ -45,8 +45,10 @@ def fsck(root: Path, *, dry_run: bool) -> int:
             print(f"QUARANTINED {digest}: {reason} -> {dest}")
     finally:
         asyncio.run(meta.close())
-    print(f"fsck: {checked} blobs checked, {bad} bad" + (" (dry run)" if dry_run and bad else ""),
-          file=sys.stderr)
+    print(
+        f"fsck: {checked} blobs checked, {bad} bad" + (" (dry run)" if dry_run and bad else ""),
+        file=sys.stderr,
+    )
     return 1 if bad else 0
 
 
@@ -69,7 +71,9 @@ def gc(root: Path, *, dry_run: bool) -> int:
         freed += size
         print(f"{'would remove' if dry_run else 'removed'} {digest} ({size} bytes)")
     temps = 0 if dry_run else blobs.clean_tmp()
-    print(f"gc: {removed} unreferenced blobs, {freed} bytes"
-          f"{' (dry run)' if dry_run else ' freed'}; {temps} stale temp files removed",
-          file=sys.stderr)
+    print(
+        f"gc: {removed} unreferenced blobs, {freed} bytes"
+        f"{' (dry run)' if dry_run else ' freed'}; {temps} stale temp files removed",
+        file=sys.stderr,
+    )
     return 0

@@ -90,8 +90,9 @@ class UpstreamClient:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout,
-                                        sock_read=self._timeout)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._timeout, sock_read=self._timeout
+        )
         try:
             async with self._session.get(url, headers=headers, timeout=timeout) as resp:
                 if resp.status in (404, 410):
@@ -126,8 +127,9 @@ class UpstreamClient:
     ) -> AsyncIterator[StreamBody]:
         """Stream a file.  Same errors as get_page; redirects are followed here, not by clients."""
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(extra_headers or {})}
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout,
-                                        sock_read=self._timeout)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._timeout, sock_read=self._timeout
+        )
         try:
             async with self._session.get(
                 url, headers=headers, timeout=timeout, auto_decompress=False

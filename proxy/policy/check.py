@@ -15,10 +15,21 @@ from .rego import RegopyEngine, compile_snapshot
 from .snapshot import PolicyError, Snapshot
 
 CANARIES = {
-    "pypi": Subject("pypi", "page", "canary", "canary",
-                    files=(FileFacts("canary-1.0-py3-none-any.whl", "1.0", "wheel"),)),
-    "hf": Subject("hf", "file", "canary/canary", "canary",
-                  files=(FileFacts("config.json"),), extra={"revision": "0" * 40}),
+    "pypi": Subject(
+        "pypi",
+        "page",
+        "canary",
+        "canary",
+        files=(FileFacts("canary-1.0-py3-none-any.whl", "1.0", "wheel"),),
+    ),
+    "hf": Subject(
+        "hf",
+        "file",
+        "canary/canary",
+        "canary",
+        files=(FileFacts("config.json"),),
+        extra={"revision": "0" * 40},
+    ),
 }
 
 
@@ -29,7 +40,9 @@ async def canary_check(engine: RegopyEngine, entrypoints: frozenset[str]) -> Non
             continue
         decision = await engine.decide(subject)
         if decision.error is not None:
-            raise PolicyError(f"canary evaluation of airlock.{ecosystem}.decision: {decision.error}")
+            raise PolicyError(
+                f"canary evaluation of airlock.{ecosystem}.decision: {decision.error}"
+            )
 
 
 def main() -> int:

@@ -27,8 +27,11 @@ VALIDATE_TIMEOUT = 60.0
 async def validate_in_child(snapshot: Snapshot, timeout: float = VALIDATE_TIMEOUT) -> None:
     """Raise PolicyError unless a child process parses, builds and canary-evaluates it."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy.policy.check",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "proxy.policy.check",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -94,8 +97,12 @@ class PolicyManager:
             self.status.reloads += 1
             self.status.last_reload_ok = True
             self.status.last_error = None
-            log.info("policy_reloaded", revision=compiled.revision[:12], previous=old[:12],
-                     modules=len(snapshot.modules))
+            log.info(
+                "policy_reloaded",
+                revision=compiled.revision[:12],
+                previous=old[:12],
+                modules=len(snapshot.modules),
+            )
             return self.status
 
     async def _watch(self) -> None:

@@ -56,7 +56,9 @@ def describe_rego_error(text: str, sources: dict[str, str]) -> str:
         col = offset - (src.rfind("\n", 0, offset) + 1) + 1
         out.append(f"{name}:{line}:{col}: {msg}")
     if not out:
-        msgs = [text[m.end() : m.end() + int(m[1])] for m in re.finditer(r"\(errormsg (\d+):", text)]
+        msgs = [
+            text[m.end() : m.end() + int(m[1])] for m in re.finditer(r"\(errormsg (\d+):", text)
+        ]
         return "; ".join(dict.fromkeys(msgs)) or text.strip()[:300]
     return "; ".join(dict.fromkeys(out))
 
@@ -116,8 +118,14 @@ def evaluate(compiled: Compiled, local: _Local, entrypoint: str, input_json: str
 class RegopyEngine:
     """PolicyEngine on regopy.  ``swap`` installs a new compiled revision atomically."""
 
-    def __init__(self, compiled: Compiled, *, workers: int = 2, timeout: float = 2.0,
-                 upstream_kinds: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        compiled: Compiled,
+        *,
+        workers: int = 2,
+        timeout: float = 2.0,
+        upstream_kinds: dict[str, str] | None = None,
+    ) -> None:
         self._active = compiled
         self._timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-rego")
@@ -139,9 +147,14 @@ class RegopyEngine:
         compiled = self._active  # read once: the whole evaluation uses one revision
         ep = f"airlock/{subject.ecosystem}/decision"
         if ep not in compiled.entrypoints:
-            return failed(f"no policy defines data.airlock.{subject.ecosystem}.decision",
-                          compiled.revision, ENGINE)
-        doc = build_input(subject, time.time_ns(), self._upstream_kinds.get(subject.upstream, "public"))
+            return failed(
+                f"no policy defines data.airlock.{subject.ecosystem}.decision",
+                compiled.revision,
+                ENGINE,
+            )
+        doc = build_input(
+            subject, time.time_ns(), self._upstream_kinds.get(subject.upstream, "public")
+        )
         try:
             payload = json.dumps(doc)
             loop = asyncio.get_running_loop()

@@ -38,7 +38,10 @@ class Snapshot:
         out = []
         for ep in ENTRYPOINTS:
             pkg = ".".join(ep.split("/")[:-1])
-            if any(re.search(rf"^package\s+{re.escape(pkg)}\s*$", s, re.M) for s in self.modules.values()):
+            if any(
+                re.search(rf"^package\s+{re.escape(pkg)}\s*$", s, re.M)
+                for s in self.modules.values()
+            ):
                 out.append(ep)
         return out
 
@@ -104,10 +107,15 @@ _FORBIDDEN = (
     (re.compile(r"%q"), "sprintf '%q' is not supported by the embedded engine; use concat"),
     (re.compile(r"\bhttp\.send\b"), "http.send is not allowed: policies are I/O-free"),
     (re.compile(r"\bnet\.\w+"), "net.* built-ins are not available"),
-    (re.compile(r"\bwith\s+input\s+as\b"), "'with input as' is unsafe in the embedded engine; "
-     "override input.<key> with literal values"),
-    (re.compile(r"\btime\.parse_rfc3339_ns\b"), "time.parse_rfc3339_ns is unreliable; use the "
-     "*_ns integer facts"),
+    (
+        re.compile(r"\bwith\s+input\s+as\b"),
+        "'with input as' is unsafe in the embedded engine; "
+        "override input.<key> with literal values",
+    ),
+    (
+        re.compile(r"\btime\.parse_rfc3339_ns\b"),
+        "time.parse_rfc3339_ns is unreliable; use the *_ns integer facts",
+    ),
 )
 
 

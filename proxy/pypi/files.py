@@ -39,8 +39,9 @@ def extract_wheel_metadata(path: Path) -> bytes | None:
     """The wheel's ``*.dist-info/METADATA`` (bounded), or None if it has none."""
     try:
         with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist()
-                     if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+            names = [
+                n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+            ]
             if len(names) != 1:
                 return None
             info = zf.getinfo(names[0])
@@ -52,8 +53,15 @@ def extract_wheel_metadata(path: Path) -> bytes | None:
 
 
 class PypiFiles:
-    def __init__(self, index: PolicyIndex, meta: MetadataStore, blobs: BlobStore,
-                 filler: Filler, clients: dict[str, UpstreamClient], offline: bool) -> None:
+    def __init__(
+        self,
+        index: PolicyIndex,
+        meta: MetadataStore,
+        blobs: BlobStore,
+        filler: Filler,
+        clients: dict[str, UpstreamClient],
+        offline: bool,
+    ) -> None:
         self._index = index
         self._meta = meta
         self._blobs = blobs
@@ -68,16 +76,25 @@ class PypiFiles:
     async def synthesized_metadata(self, project: str) -> dict[str, Digest]:
         """filename -> sha256 of metadata we can serve for files the upstream gave none for."""
         stored = await self._meta.files_with_digest(ECOSYSTEM, project)
-        return {n.removesuffix(".metadata"): d for n, d in stored.items()
-                if n.endswith(".metadata")}
+        return {
+            n.removesuffix(".metadata"): d for n, d in stored.items() if n.endswith(".metadata")
+        }
 
     def _verification_failed(self, subject: Subject, reason: str) -> None:
         decision = Decision(allow=False, reasons=(Reason("verification", reason),))
         log_decision(subject, decision, outcome="deny")
 
-    def _start_fill(self, upstream: str, project: str, f: File, url: str,
-                    expected: dict[str, str], size: int | None, record_as: str,
-                    client: Client) -> Fill:
+    def _start_fill(
+        self,
+        upstream: str,
+        project: str,
+        f: File,
+        url: str,
+        expected: dict[str, str],
+        size: int | None,
+        record_as: str,
+        client: Client,
+    ) -> Fill:
         if not expected:
             raise UpstreamInvalid(f"upstream gave no verifiable hash for {f.filename}; refusing")
         upstream_client = self._clients.get(upstream)
@@ -85,13 +102,17 @@ class PypiFiles:
             raise UpstreamUnavailable(f"upstream {upstream!r} is no longer configured")
 
         async def on_commit(digest: Digest) -> None:
-            await self._meta.upsert_file(ECOSYSTEM, project, FileRecord(
-                record_as, url, expected, size, digest))
+            await self._meta.upsert_file(
+                ECOSYSTEM, project, FileRecord(record_as, url, expected, size, digest)
+            )
 
         subject = Subject("pypi", "file", project, upstream, client, (file_facts(f),))
         return self._filler.start(
             f"pypi:{upstream}:{project}/{record_as}",
-            lambda: upstream_client.open_file(url), expected, size, on_commit,
+            lambda: upstream_client.open_file(url),
+            expected,
+            size,
+            on_commit,
             lambda e: self._verification_failed(subject, e.reason),
         )
 
@@ -101,9 +122,19 @@ class PypiFiles:
             return NotFound(f"{record_as}: {e.cause.message}")
         return UpstreamInvalid(f"{record_as}: {e.reason}")
 
-    async def _fill(self, request: web.Request, upstream: str, project: str, f: File,
-                    url: str, expected: dict[str, str], size: int | None,
-                    record_as: str, client: Client, content_type: str) -> web.StreamResponse:
+    async def _fill(
+        self,
+        request: web.Request,
+        upstream: str,
+        project: str,
+        f: File,
+        url: str,
+        expected: dict[str, str],
+        size: int | None,
+        record_as: str,
+        client: Client,
+        content_type: str,
+    ) -> web.StreamResponse:
         fill = self._start_fill(upstream, project, f, url, expected, size, record_as, client)
         try:
             resp = await send_fill(request, fill, expected.get("sha256"), content_type)
@@ -117,8 +148,9 @@ class PypiFiles:
             raise UpstreamInvalid(f"{record_as} vanished from the store")
         return await send_blob(request, path, digest, content_type)
 
-    async def serve_file(self, request: web.Request, project: str, filename: str,
-                         client: Client) -> web.StreamResponse:
+    async def serve_file(
+        self, request: web.Request, project: str, filename: str, client: Client
+    ) -> web.StreamResponse:
         page, f, _ = await self._index.file(project, filename, client)
         rec = await self._meta.get_file(ECOSYSTEM, project, filename)
         path = await self.stored_path(rec.digest if rec else None)
@@ -132,8 +164,9 @@ class PypiFiles:
             if f.size is not None:
                 headers["Content-Length"] = str(f.size)
             return web.Response(status=200, headers=headers)
-        resp = await self._fill(request, page.upstream, project, f, f.url, expected, f.size,
-                                filename, client, OCTET)
+        resp = await self._fill(
+            request, page.upstream, project, f, f.url, expected, f.size, filename, client, OCTET
+        )
         if filename.endswith(".whl") and f.core_metadata is False:
             task = asyncio.create_task(self._synthesize(project, filename))
             task.add_done_callback(lambda t: t.exception())
@@ -160,23 +193,36 @@ class PypiFiles:
                 return w.commit()
 
             digest = await asyncio.to_thread(store)
-            await self._meta.upsert_file(ECOSYSTEM, project, FileRecord(
-                meta_name, "", {"sha256": digest}, len(data), digest))
+            await self._meta.upsert_file(
+                ECOSYSTEM, project, FileRecord(meta_name, "", {"sha256": digest}, len(data), digest)
+            )
             return digest
 
-    async def serve_metadata(self, request: web.Request, project: str, filename: str,
-                             client: Client) -> web.StreamResponse:
+    async def serve_metadata(
+        self, request: web.Request, project: str, filename: str, client: Client
+    ) -> web.StreamResponse:
         page, f, _ = await self._index.file(project, filename, client, action="metadata")
         meta_name = filename + ".metadata"
         rec = await self._meta.get_file(ECOSYSTEM, project, meta_name)
         path = await self.stored_path(rec.digest if rec else None)
         if rec is not None and rec.digest and path is not None:
             return await send_blob(request, path, rec.digest, METADATA_TYPE)
-        upstream_hashes = (verifiable_hashes(f.core_metadata)
-                           if isinstance(f.core_metadata, dict) else {})
+        upstream_hashes = (
+            verifiable_hashes(f.core_metadata) if isinstance(f.core_metadata, dict) else {}
+        )
         if upstream_hashes and not self._offline:
-            return await self._fill(request, page.upstream, project, f, f.url + ".metadata",
-                                    upstream_hashes, None, meta_name, client, METADATA_TYPE)
+            return await self._fill(
+                request,
+                page.upstream,
+                project,
+                f,
+                f.url + ".metadata",
+                upstream_hashes,
+                None,
+                meta_name,
+                client,
+                METADATA_TYPE,
+            )
         if not filename.endswith(".whl"):
             raise NotFound(f"no metadata is available for {filename}")
         # No verifiable upstream metadata: take it from the (verified) wheel itself.
@@ -184,8 +230,16 @@ class PypiFiles:
         if (wheel is None or not wheel.digest) and self._offline:
             raise OfflineMiss(f"{filename} is not in the mirror and offline mode is on")
         if wheel is None or not wheel.digest or not await self.stored_path(wheel.digest):
-            fill = self._start_fill(page.upstream, project, f, f.url,
-                                    verifiable_hashes(f.hashes), f.size, filename, client)
+            fill = self._start_fill(
+                page.upstream,
+                project,
+                f,
+                f.url,
+                verifiable_hashes(f.hashes),
+                f.size,
+                filename,
+                client,
+            )
             try:
                 await fill.wait_finished()
             except FillFailed as e:
@@ -196,8 +250,7 @@ class PypiFiles:
             raise NotFound(f"{filename} has no readable METADATA")
         return await send_blob(request, path, digest, METADATA_TYPE)
 
-    async def serve_provenance(self, project: str, filename: str,
-                               client: Client) -> web.Response:
+    async def serve_provenance(self, project: str, filename: str, client: Client) -> web.Response:
         """PEP 740 provenance: passed through from the upstream (it is signed by its issuer)."""
         page, f, _ = await self._index.file(project, filename, client, action="metadata")
         if not f.provenance:

@@ -10,6 +10,7 @@ left out (``denied_files = "hide"``); a download of it is always refused with a 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime
@@ -61,8 +62,15 @@ def file_facts(f: File) -> FileFacts:
 
 
 class PolicyIndex:
-    def __init__(self, inner: Index, engine: PolicyEngine, *, kinds: dict[str, str],
-                 mode: Literal["enforce", "monitor"], denied_files: Literal["yank", "hide"]) -> None:
+    def __init__(
+        self,
+        inner: Index,
+        engine: PolicyEngine,
+        *,
+        kinds: Mapping[str, str],
+        mode: Literal["enforce", "monitor"],
+        denied_files: Literal["yank", "hide"],
+    ) -> None:
         self._inner = inner
         self._engine = engine
         self._kinds = kinds
@@ -85,8 +93,9 @@ class PolicyIndex:
                 self._cache.popitem(last=False)
         return decision
 
-    def _subject(self, page: ProjectPage, action: Action, client: Client,
-                 files: tuple[File, ...]) -> Subject:
+    def _subject(
+        self, page: ProjectPage, action: Action, client: Client, files: tuple[File, ...]
+    ) -> Subject:
         return Subject(
             ecosystem="pypi",
             action=action,
@@ -94,8 +103,10 @@ class PolicyIndex:
             upstream=page.upstream,
             client=client,
             files=tuple(file_facts(f) for f in files),
-            extra={"upstream_kind": self._kinds.get(page.upstream, "public"),
-                   "stale": page.stale is not None},
+            extra={
+                "upstream_kind": self._kinds.get(page.upstream, "public"),
+                "stale": page.stale is not None,
+            },
         )
 
     async def project(self, name: str, client: Client) -> tuple[ProjectPage, Decision]:
@@ -103,8 +114,15 @@ class PolicyIndex:
         and denied files are hidden."""
         page = await self._inner.project(name)
         subject = self._subject(page, "page", client, page.detail.files)
-        key = ("page", name, page.upstream, page.fetched_at, self._engine.revision,
-               client.groups, len(page.detail.files))
+        key = (
+            "page",
+            name,
+            page.upstream,
+            page.fetched_at,
+            self._engine.revision,
+            client.groups,
+            len(page.detail.files),
+        )
         decision = await self._decide(subject, key)
         log_decision(subject, decision, outcome=_outcome(decision, page), stale=page.stale)
         if not decision.enforced:
@@ -116,11 +134,14 @@ class PolicyIndex:
             if not decision.blocks_file(f.filename):
                 files.append(f)
             elif self._denied_files == "yank":
-                files.append(replace(f, yanked="blocked by airlock: " + decision.summary(f.filename)))
+                files.append(
+                    replace(f, yanked="blocked by airlock: " + decision.summary(f.filename))
+                )
         return replace(page, detail=replace(page.detail, files=tuple(files))), decision
 
-    async def file(self, name: str, filename: str, client: Client,
-                   action: Action = "file") -> tuple[ProjectPage, File, Decision]:
+    async def file(
+        self, name: str, filename: str, client: Client, action: Action = "file"
+    ) -> tuple[ProjectPage, File, Decision]:
         """Decide one file of a project.
 
         Raises:
@@ -134,8 +155,13 @@ class PolicyIndex:
         subject = self._subject(page, action, client, (f,))
         decision = await self._decide(subject, None)
         blocked = decision.blocks_file(filename)
-        log_decision(subject, decision, outcome="deny" if blocked else
-                     ("monitor-deny" if decision.file_reasons(filename) else "allow"))
+        log_decision(
+            subject,
+            decision,
+            outcome="deny"
+            if blocked
+            else ("monitor-deny" if decision.file_reasons(filename) else "allow"),
+        )
         if blocked:
             raise Denied(decision.summary(filename), decision)
         return page, f, decision

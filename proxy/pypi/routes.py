@@ -1,9 +1,9 @@
 """PyPI routes: thin handlers that validate, negotiate, call the chain and render.
 
-    GET /pypi/simple/                          projects this mirror has seen
-    GET /pypi/simple/{project}/                PEP 503 HTML / PEP 691 JSON by Accept
-    GET /pypi/files/{project}/{filename}       a distribution file (or its .metadata)
-    GET /pypi/provenance/{project}/{filename}  PEP 740 provenance, passed through
+GET /pypi/simple/                          projects this mirror has seen
+GET /pypi/simple/{project}/                PEP 503 HTML / PEP 691 JSON by Accept
+GET /pypi/files/{project}/{filename}       a distribution file (or its .metadata)
+GET /pypi/provenance/{project}/{filename}  PEP 740 provenance, passed through
 """
 
 from __future__ import annotations
@@ -72,12 +72,14 @@ def _proxied(detail: ProjectDetail, synthesized: dict[str, str]) -> ProjectDetai
         meta = f.core_metadata
         if meta is False and f.filename in synthesized:
             meta = {"sha256": synthesized[f.filename]}
-        files.append(replace(
-            f,
-            url=f"../../files/{detail.name}/{q}",
-            core_metadata=meta,
-            provenance=f"../../provenance/{detail.name}/{q}" if f.provenance else None,
-        ))
+        files.append(
+            replace(
+                f,
+                url=f"../../files/{detail.name}/{q}",
+                core_metadata=meta,
+                provenance=f"../../provenance/{detail.name}/{q}" if f.provenance else None,
+            )
+        )
     return replace(detail, files=tuple(files))
 
 
@@ -85,8 +87,13 @@ async def simple_root(request: web.Request) -> web.Response:
     fmt = _format(request)
     plist = await request.app[STORED_INDEX].list_projects()
     body = render_list_json(plist) if fmt == "json" else render_list_html(plist)
-    return web.Response(text=body, headers={"Content-Type": content_type(fmt),  # type: ignore[arg-type]
-                                            "Vary": "Accept"})
+    return web.Response(
+        text=body,
+        headers={
+            "Content-Type": content_type(fmt),  # type: ignore[arg-type]
+            "Vary": "Accept",
+        },
+    )
 
 
 async def simple_project(request: web.Request) -> web.StreamResponse:
@@ -111,7 +118,9 @@ async def simple_project(request: web.Request) -> web.StreamResponse:
         "X-Airlock-Upstream": page.upstream,
     }
     if page.stale:
-        headers["X-Airlock-Stale"] = _header_safe(f"upstream failed, serving last good page: {page.stale}")
+        headers["X-Airlock-Stale"] = _header_safe(
+            f"upstream failed, serving last good page: {page.stale}"
+        )
         headers["Warning"] = '110 airlock "Response is stale"'
     return web.Response(text=body, headers=headers)
 
@@ -127,8 +136,9 @@ async def files(request: web.Request) -> web.StreamResponse:
     filename = safe_component(request.match_info["filename"], "file name")
     handler = request.app[FILES]
     if filename.endswith(".metadata"):
-        return await handler.serve_metadata(request, name, filename.removesuffix(".metadata"),
-                                            client_of(request))
+        return await handler.serve_metadata(
+            request, name, filename.removesuffix(".metadata"), client_of(request)
+        )
     return await handler.serve_file(request, name, filename, client_of(request))
 
 

@@ -69,7 +69,8 @@ class UpstreamIndex:
             same = stored is not None and stored.upstream == settings.name
             try:
                 resp = await client.get_page(
-                    url, UPSTREAM_ACCEPT,
+                    url,
+                    UPSTREAM_ACCEPT,
                     etag=stored.etag if same and stored else None,
                     last_modified=stored.last_modified if same and stored else None,
                 )
@@ -86,8 +87,9 @@ class UpstreamIndex:
             except WireError as e:
                 errors.append(f"upstream {settings.name}: {e}")
                 continue
-            record = PageRecord(settings.name, render_json(detail), resp.etag,
-                                resp.last_modified, now)
+            record = PageRecord(
+                settings.name, render_json(detail), resp.etag, resp.last_modified, now
+            )
             return _Fetched(ProjectPage(detail, settings.name, now), record)
         if errors:
             raise UpstreamUnavailable("; ".join(errors))
@@ -107,9 +109,16 @@ def _page_from_record(
 class StoredIndex:
     """Keeps the last good page per project; revalidates after ``ttl`` seconds."""
 
-    def __init__(self, upstream: UpstreamIndex, meta: MetadataStore, *, ttl: float,
-                 offline: bool, clock: Callable[[], float] = time.time,
-                 memory_pages: int = 4096) -> None:
+    def __init__(
+        self,
+        upstream: UpstreamIndex,
+        meta: MetadataStore,
+        *,
+        ttl: float,
+        offline: bool,
+        clock: Callable[[], float] = time.time,
+        memory_pages: int = 4096,
+    ) -> None:
         self._upstream = upstream
         self._meta = meta
         self._ttl = ttl

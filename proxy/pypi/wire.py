@@ -160,7 +160,9 @@ def parse_html(name: str, body: str, base_url: str) -> ProjectDetail:
                 yanked=yanked,
                 core_metadata=_metadata_attr(meta_attr),
                 gpg_sig=None if gpg is None else gpg.lower() == "true",
-                provenance=urljoin(base_url, a["data-provenance"]) if a.get("data-provenance") else None,
+                provenance=urljoin(base_url, a["data-provenance"])
+                if a.get("data-provenance")
+                else None,
             )
         )
     return ProjectDetail(
@@ -233,7 +235,7 @@ def parse_json(name: str, body: str | bytes, base_url: str) -> ProjectDetail:
 
 def parse_page(name: str, body: bytes, content_type_header: str, base_url: str) -> ProjectDetail:
     media = content_type_header.split(";", 1)[0].strip().lower()
-    if media == JSON_TYPE or media == "application/json":
+    if media in (JSON_TYPE, "application/json"):
         return parse_json(name, body, base_url)
     if media in (HTML_V1_TYPE, HTML_TYPE, ""):
         charset = "utf-8"
@@ -338,9 +340,7 @@ def render_list_json(plist: ProjectList) -> str:
 
 
 def render_list_html(plist: ProjectList) -> str:
-    links = "\n".join(
-        f'<a href="{html.escape(n)}/">{html.escape(n)}</a><br>' for n in plist.names
-    )
+    links = "\n".join(f'<a href="{html.escape(n)}/">{html.escape(n)}</a><br>' for n in plist.names)
     return (
         "<!DOCTYPE html>\n<html><head>"
         f'<meta name="pypi:repository-version" content="{API_VERSION}">'
