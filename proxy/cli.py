@@ -72,7 +72,7 @@ def _fsck(args: argparse.Namespace, settings: Settings) -> int:
 def _gc(args: argparse.Namespace, settings: Settings) -> int:
     from .store_admin import gc
 
-    return gc(settings.store.path, dry_run=args.dry_run)
+    return gc(settings.store.path, dry_run=args.dry_run, min_age=args.min_age)
 
 
 def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_arg(gc)
     gc.add_argument("--dry-run", action="store_true", help="report only; delete nothing")
+    gc.add_argument(
+        "--min-age",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="keep unreferenced blobs younger than this (default 3600: a download "
+        "may be recording its metadata right now)",
+    )
     gc.set_defaults(func=_gc)
 
     policy = verbs.add_parser(

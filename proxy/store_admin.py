@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
+import time
 from pathlib import Path
 
 from mirror_store.blobs import LocalBlobStore
@@ -52,7 +53,9 @@ def fsck(root: Path, *, dry_run: bool) -> int:
     return 1 if bad else 0
 
 
-def gc(root: Path, *, dry_run: bool) -> int:
+def gc(root: Path, *, dry_run: bool, min_age: float = 3600.0) -> int:
+    """Remove unreferenced blobs older than *min_age* seconds (younger ones may belong to a
+    download whose metadata record is being written right now)."""
     blobs = LocalBlobStore(root)
     meta = SqliteMetadata(root / "metadata.sqlite3")
     try:
@@ -60,11 +63,17 @@ def gc(root: Path, *, dry_run: bool) -> int:
     finally:
         asyncio.run(meta.close())
     removed = freed = 0
+    cutoff = time.time() - min_age
     for digest in blobs.digests():
         if digest in referenced:
             continue
         path = blobs.path(digest)
-        size = path.stat().st_size if path else 0
+        if path is None:
+            continue
+        st = path.stat()
+        if st.st_mtime > cutoff:
+            continue
+        size = st.st_size
         if not dry_run:
             blobs.delete(digest)
         removed += 1

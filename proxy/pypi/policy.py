@@ -10,8 +10,8 @@ left out (``denied_files = "hide"``); a download of it is always refused with a 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Literal
