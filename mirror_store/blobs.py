@@ -64,6 +64,9 @@ class BlobStore(Protocol):
     def path(self, digest: Digest) -> Path | None:
         """Filesystem path of a stored blob, or None if absent."""
 
+    def blob_path(self, digest: Digest) -> Path:
+        """Where the blob for *digest* lives, whether or not it exists (no I/O)."""
+
     def open(self, digest: Digest) -> BinaryIO:
         """Open a stored blob for reading.  Raises FileNotFoundError."""
 
@@ -155,6 +158,9 @@ class LocalBlobStore:
         fd, name = tempfile.mkstemp(dir=self._tmp, prefix="blob-", suffix=".part")
         fh = os.fdopen(fd, "wb")
         return _LocalWriter(self._final, hasher, fh, Path(name))
+
+    def blob_path(self, digest: Digest) -> Path:
+        return self._final(digest)
 
     def path(self, digest: Digest) -> Path | None:
         p = self._final(digest)

@@ -73,23 +73,26 @@ async def send_blob(
     content_type: str,
     extra_headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
-    """Serve a stored, verified blob with sendfile."""
+    """Serve a stored, verified blob with sendfile.
+
+    Raises FileNotFoundError (before anything is sent) if the blob is gone.
+    """
     headers = _base_headers(digest, content_type, extra_headers)
     if _etag_matches(request, digest):
         return web.Response(status=304, headers={"ETag": headers["ETag"]})
-    size = (await asyncio.to_thread(os.stat, path)).st_size
-    rng = _range(request, size)
-    start, stop = rng if rng else (0, size)
-    resp = web.StreamResponse(status=206 if rng else 200, headers=headers)
-    if rng:
-        resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-    resp.content_length = stop - start
-    writer = await resp.prepare(request)
-    if request.method == "HEAD" or stop == start:
-        await resp.write_eof()
-        return resp
-    fh = await asyncio.to_thread(open, path, "rb")
+    fh: BinaryIO = await asyncio.to_thread(open, path, "rb")
     try:
+        size = os.fstat(fh.fileno()).st_size
+        rng = _range(request, size)
+        start, stop = rng if rng else (0, size)
+        resp = web.StreamResponse(status=206 if rng else 200, headers=headers)
+        if rng:
+            resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+        resp.content_length = stop - start
+        writer = await resp.prepare(request)
+        if request.method == "HEAD" or stop == start:
+            await resp.write_eof()
+            return resp
         transport = request.transport
         if transport is None or transport.is_closing() or writer is None:
             return resp
@@ -97,10 +100,10 @@ async def send_blob(
             await asyncio.get_running_loop().sendfile(transport, fh, start, stop - start)
         except NotImplementedError:  # e.g. TLS transports: copy in chunks off the loop
             await _copy_chunks(resp, fh, start, stop)
-    except ConnectionError:
-        return resp  # client went away
+        except ConnectionError:
+            return resp  # client went away
     finally:
-        await asyncio.to_thread(fh.close)
+        fh.close()
     await resp.write_eof()
     return resp
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
 from aiohttp import web
@@ -69,16 +70,52 @@ class PypiFiles:
         self._clients = clients
         self._offline = offline
         self._synth_lock = asyncio.Lock()
+        # Hot-path memory: verified digests by (project, file name), and per project the
+        # metadata synthesised from stored wheels (loaded once from the metadata store).
+        self._digests: OrderedDict[tuple[str, str], Digest] = OrderedDict()
+        self._synth: dict[str, dict[str, Digest]] = {}
 
     async def stored_path(self, digest: Digest | None) -> Path | None:
         return None if digest is None else await asyncio.to_thread(self._blobs.path, digest)
 
     async def synthesized_metadata(self, project: str) -> dict[str, Digest]:
-        """filename -> sha256 of metadata we can serve for files the upstream gave none for."""
-        stored = await self._meta.files_with_digest(ECOSYSTEM, project)
-        return {
-            n.removesuffix(".metadata"): d for n, d in stored.items() if n.endswith(".metadata")
-        }
+        """filename -> sha256 of metadata we can serve for files the upstream gave none for.
+
+        The returned mapping is replaced (never mutated) when it changes, so its identity can
+        key a render cache.
+        """
+        synth = self._synth.get(project)
+        if synth is None:
+            stored = await self._meta.files_with_digest(ECOSYSTEM, project)
+            synth = {
+                n.removesuffix(".metadata"): d for n, d in stored.items() if n.endswith(".metadata")
+            }
+            self._synth[project] = synth
+        return synth
+
+    def _remember(self, project: str, filename: str, digest: Digest) -> None:
+        self._digests[(project, filename)] = digest
+        self._digests.move_to_end((project, filename))
+        while len(self._digests) > 65536:
+            self._digests.popitem(last=False)
+
+    async def _send_stored(
+        self, request: web.Request, project: str, filename: str, content_type: str
+    ) -> web.StreamResponse | None:
+        """Serve from the store if we know a verified blob for this file; else None."""
+        digest = self._digests.get((project, filename))
+        if digest is None:
+            rec = await self._meta.get_file(ECOSYSTEM, project, filename)
+            if rec is None or not rec.digest:
+                return None
+            digest = rec.digest
+        try:
+            resp = await send_blob(request, self._blobs.blob_path(digest), digest, content_type)
+        except FileNotFoundError:  # quarantined or collected since: fetch again
+            self._digests.pop((project, filename), None)
+            return None
+        self._remember(project, filename, digest)
+        return resp
 
     def _verification_failed(self, subject: Subject, reason: str) -> None:
         decision = Decision(allow=False, reasons=(Reason("verification", reason),))
@@ -105,6 +142,7 @@ class PypiFiles:
             await self._meta.upsert_file(
                 ECOSYSTEM, project, FileRecord(record_as, url, expected, size, digest)
             )
+            self._remember(project, record_as, digest)
 
         subject = Subject("pypi", "file", project, upstream, client, (file_facts(f),))
         return self._filler.start(
@@ -152,10 +190,9 @@ class PypiFiles:
         self, request: web.Request, project: str, filename: str, client: Client
     ) -> web.StreamResponse:
         page, f, _ = await self._index.file(project, filename, client)
-        rec = await self._meta.get_file(ECOSYSTEM, project, filename)
-        path = await self.stored_path(rec.digest if rec else None)
-        if rec is not None and rec.digest and path is not None:
-            return await send_blob(request, path, rec.digest, OCTET)
+        stored = await self._send_stored(request, project, filename, OCTET)
+        if stored is not None:
+            return stored
         if self._offline:
             raise OfflineMiss(f"{filename} is not in the mirror and offline mode is on")
         expected = verifiable_hashes(f.hashes)
@@ -196,6 +233,8 @@ class PypiFiles:
             await self._meta.upsert_file(
                 ECOSYSTEM, project, FileRecord(meta_name, "", {"sha256": digest}, len(data), digest)
             )
+            synth = await self.synthesized_metadata(project)
+            self._synth[project] = {**synth, filename: digest}
             return digest
 
     async def serve_metadata(
@@ -203,10 +242,9 @@ class PypiFiles:
     ) -> web.StreamResponse:
         page, f, _ = await self._index.file(project, filename, client, action="metadata")
         meta_name = filename + ".metadata"
-        rec = await self._meta.get_file(ECOSYSTEM, project, meta_name)
-        path = await self.stored_path(rec.digest if rec else None)
-        if rec is not None and rec.digest and path is not None:
-            return await send_blob(request, path, rec.digest, METADATA_TYPE)
+        stored = await self._send_stored(request, project, meta_name, METADATA_TYPE)
+        if stored is not None:
+            return stored
         upstream_hashes = (
             verifiable_hashes(f.core_metadata) if isinstance(f.core_metadata, dict) else {}
         )

@@ -31,12 +31,13 @@ class ProjectDetail:
     tracks: tuple[str, ...] = ()  # PEP 708 tracks
     alternate_locations: tuple[str, ...] = ()  # PEP 708 alternate-locations
     last_serial: int | None = None  # PEP 691 meta._last-serial (informational)
+    _by_name: dict[str, File] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {f.filename: f for f in self.files})
 
     def file(self, filename: str) -> File | None:
-        for f in self.files:
-            if f.filename == filename:
-                return f
-        return None
+        return self._by_name.get(filename)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -26,11 +26,22 @@ from packaging.utils import (
 from ..decision import Action, Client, Decision, FileFacts, Subject
 from ..errors import Denied, NotFound
 from ..logging import log_decision
+from ..policy.batch import decide_chunked
 from ..policy.engine import PolicyEngine
 from .model import File
 from .sources import Index, ProjectPage
 
-DECISION_TTL = 30.0  # seconds a page decision is reused for the same page and revision
+DECISION_TTL = 60.0  # seconds a page decision is reused for the same page and revision
+CACHE_ENTRIES = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """A page as one client group sees it under one policy revision."""
+
+    at: float
+    decision: Decision
+    page: ProjectPage
 
 
 def file_facts(f: File) -> FileFacts:
@@ -76,21 +87,12 @@ class PolicyIndex:
         self._kinds = kinds
         self._monitor = mode == "monitor"
         self._denied_files = denied_files
-        self._cache: OrderedDict[tuple[object, ...], tuple[float, Decision]] = OrderedDict()
+        self._cache: OrderedDict[tuple[object, ...], _View] = OrderedDict()
 
-    async def _decide(self, subject: Subject, cache_key: tuple[object, ...] | None) -> Decision:
-        now = time.monotonic()
-        if cache_key is not None:
-            hit = self._cache.get(cache_key)
-            if hit is not None and now - hit[0] < DECISION_TTL:
-                return hit[1]
-        decision = await self._engine.decide(subject)
+    async def _decide(self, subject: Subject) -> Decision:
+        decision = await decide_chunked(self._engine, subject)
         if self._monitor:
             decision = replace(decision, enforced=False)
-        if cache_key is not None and decision.error is None:
-            self._cache[cache_key] = (now, decision)
-            while len(self._cache) > 4096:
-                self._cache.popitem(last=False)
         return decision
 
     def _subject(
@@ -109,40 +111,64 @@ class PolicyIndex:
             },
         )
 
-    async def project(self, name: str, client: Client) -> tuple[ProjectPage, Decision]:
-        """The page with denied files yanked or removed; Denied if the project is blocked
-        and denied files are hidden."""
-        page = await self._inner.project(name)
-        subject = self._subject(page, "page", client, page.detail.files)
-        key = (
-            "page",
-            name,
+    def _key(self, page: ProjectPage, client: Client) -> tuple[object, ...]:
+        return (
+            page.detail.name,
             page.upstream,
             page.fetched_at,
             self._engine.revision,
             client.groups,
-            len(page.detail.files),
         )
-        decision = await self._decide(subject, key)
-        log_decision(subject, decision, outcome=_outcome(decision, page), stale=page.stale)
+
+    def _cached(self, key: tuple[object, ...]) -> _View | None:
+        hit = self._cache.get(key)
+        if hit is None or time.monotonic() - hit.at >= DECISION_TTL:
+            return None
+        self._cache.move_to_end(key)
+        return hit
+
+    def _filter(self, page: ProjectPage, decision: Decision) -> ProjectPage:
         if not decision.enforced:
-            return page, decision
-        if decision.blocks and self._denied_files == "hide":
-            raise Denied(decision.summary(), decision)
+            return page
         files = []
         for f in page.detail.files:
             if not decision.blocks_file(f.filename):
                 files.append(f)
             elif self._denied_files == "yank":
-                files.append(
-                    replace(f, yanked="blocked by airlock: " + decision.summary(f.filename))
-                )
-        return replace(page, detail=replace(page.detail, files=tuple(files))), decision
+                reason = "blocked by airlock: " + decision.summary(f.filename)
+                files.append(replace(f, yanked=reason))
+        return replace(page, detail=replace(page.detail, files=tuple(files)))
+
+    async def project(self, name: str, client: Client) -> tuple[ProjectPage, Decision]:
+        """The page with denied files yanked or removed (the same object while it is cached).
+
+        Raises:
+            Denied: the whole project is blocked and denied files are hidden.
+        """
+        page = await self._inner.project(name)
+        subject = self._subject(page, "page", client, page.detail.files)
+        key = self._key(page, client)
+        view = self._cached(key)
+        if view is None:
+            decision = await self._decide(subject)
+            view = _View(time.monotonic(), decision, self._filter(page, decision))
+            if decision.error is None:
+                self._cache[key] = view
+                while len(self._cache) > CACHE_ENTRIES:
+                    self._cache.popitem(last=False)
+        decision = view.decision
+        log_decision(subject, decision, outcome=_outcome(decision, page), stale=page.stale)
+        if decision.blocks and self._denied_files == "hide":
+            raise Denied(decision.summary(), decision)
+        if view.page.stale != page.stale:  # same content, now (or no longer) served stale
+            return replace(view.page, stale=page.stale, checked_at=page.checked_at), decision
+        return view.page, decision
 
     async def file(
         self, name: str, filename: str, client: Client, action: Action = "file"
     ) -> tuple[ProjectPage, File, Decision]:
-        """Decide one file of a project.
+        """Decide one file of a project: the decision that filtered its page when that is
+        still current, else a decision on this file alone.
 
         Raises:
             Denied: the policy blocks it.
@@ -153,15 +179,13 @@ class PolicyIndex:
         if f is None:
             raise NotFound(f"'{filename}' is not a file of project '{name}'")
         subject = self._subject(page, action, client, (f,))
-        decision = await self._decide(subject, None)
+        view = self._cached(self._key(page, client))
+        decision = view.decision if view is not None else await self._decide(subject)
         blocked = decision.blocks_file(filename)
-        log_decision(
-            subject,
-            decision,
-            outcome="deny"
-            if blocked
-            else ("monitor-deny" if decision.file_reasons(filename) else "allow"),
+        outcome = (
+            "deny" if blocked else ("monitor-deny" if decision.file_reasons(filename) else "allow")
         )
+        log_decision(subject, decision, outcome=outcome)
         if blocked:
             raise Denied(decision.summary(filename), decision)
         return page, f, decision

@@ -9,11 +9,14 @@ GET /pypi/provenance/{project}/{filename}  PEP 740 provenance, passed through
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import replace
 from urllib.parse import quote
 
 from aiohttp import web
 from packaging.utils import canonicalize_name
+
+from mirror_store.digest import Digest
 
 from ..decision import Client
 from ..errors import BadRequest, NotAcceptable, NotFound
@@ -43,6 +46,36 @@ STORED_INDEX: web.AppKey[Index] = web.AppKey("pypi_stored_index")
 FILES: web.AppKey[PypiFiles] = web.AppKey("pypi_files")
 
 
+class RenderCache:
+    """Rendered pages by (filtered page object, synthesized-metadata object, format).
+
+    The policy layer hands out the same filtered page object while its decision is cached,
+    and the files layer replaces (never mutates) its synthesized map, so object identity is
+    a safe key; entries hold the objects, so identities cannot be reused while cached.
+    """
+
+    def __init__(self, entries: int = 512) -> None:
+        self._entries = entries
+        self._cache: OrderedDict[tuple[str, str], tuple[object, object, bytes]] = OrderedDict()
+
+    def render(self, detail: ProjectDetail, synthesized: dict[str, Digest], fmt: str) -> bytes:
+        key = (detail.name, fmt)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is detail and hit[1] is synthesized:
+            self._cache.move_to_end(key)
+            return hit[2]
+        proxied = _proxied(detail, synthesized)
+        text = render_json(proxied) if fmt == "json" else render_html(proxied)
+        body = text.encode()
+        self._cache[key] = (detail, synthesized, body)
+        while len(self._cache) > self._entries:
+            self._cache.popitem(last=False)
+        return body
+
+
+RENDERED: web.AppKey[RenderCache] = web.AppKey("pypi_rendered")
+
+
 def client_of(request: web.Request) -> Client:
     return Client(address=request.remote or "")
 
@@ -64,7 +97,7 @@ def _format(request: web.Request) -> str:
     return fmt
 
 
-def _proxied(detail: ProjectDetail, synthesized: dict[str, str]) -> ProjectDetail:
+def _proxied(detail: ProjectDetail, synthesized: dict[str, Digest]) -> ProjectDetail:
     """Point every file, metadata and provenance URL at this proxy (relative to the page)."""
     files = []
     for f in detail.files:
@@ -105,11 +138,8 @@ async def simple_project(request: web.Request) -> web.StreamResponse:
         raise web.HTTPMovedPermanently(location)
     fmt = _format(request)
     page, decision = await request.app[POLICY_INDEX].project(name, client_of(request))
-    synthesized: dict[str, str] = {}
-    if any(f.filename.endswith(".whl") and f.core_metadata is False for f in page.detail.files):
-        synthesized = dict(await request.app[FILES].synthesized_metadata(name))
-    detail = _proxied(page.detail, synthesized)
-    body = render_json(detail) if fmt == "json" else render_html(detail)
+    synthesized = await request.app[FILES].synthesized_metadata(name)
+    body = request.app[RENDERED].render(page.detail, synthesized, fmt)
     headers = {
         "Content-Type": content_type(fmt),  # type: ignore[arg-type]
         "Vary": "Accept",
@@ -122,7 +152,7 @@ async def simple_project(request: web.Request) -> web.StreamResponse:
             f"upstream failed, serving last good page: {page.stale}"
         )
         headers["Warning"] = '110 airlock "Response is stale"'
-    return web.Response(text=body, headers=headers)
+    return web.Response(body=body, headers=headers)
 
 
 def _header_safe(text: str) -> str:
@@ -151,6 +181,7 @@ async def provenance(request: web.Request) -> web.StreamResponse:
 
 
 def setup_routes(app: web.Application) -> None:
+    app[RENDERED] = RenderCache()
     app.router.add_get("/pypi/simple/", simple_root)
     app.router.add_get("/pypi/simple/{project}/", simple_project)
     app.router.add_get("/pypi/simple/{project}", simple_project)
