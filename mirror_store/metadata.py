@@ -5,7 +5,7 @@ thread (one connection, serialised), so callers on the event loop only await fut
 
 Tables:
     pages(ecosystem, name)            last good upstream page body, validators, fetch time
-    files(ecosystem, name, filename)  upstream URL, hashes, size, upload time, stored digest
+    files(ecosystem, name, filename)  stored files: upstream URL, verified hashes, size, digest
     quarantine(digest)                blobs fsck moved aside, with the reason
 """
 
@@ -62,9 +62,7 @@ class MetadataStore(Protocol):
     """Mutable facts about mirrored content.  Every method may raise sqlite3.Error."""
 
     async def get_page(self, ecosystem: str, name: str) -> PageRecord | None: ...
-    async def put_page(
-        self, ecosystem: str, name: str, page: PageRecord, files: Iterable[FileRecord]
-    ) -> None: ...
+    async def put_page(self, ecosystem: str, name: str, page: PageRecord) -> None: ...
     async def touch_page(self, ecosystem: str, name: str, fetched_at: float) -> None: ...
     async def page_names(self, ecosystem: str) -> list[str]: ...
     async def get_file(self, ecosystem: str, name: str, filename: str) -> FileRecord | None: ...
@@ -122,35 +120,19 @@ class SqliteMetadata:
 
         return await self._run(q)
 
-    async def put_page(
-        self, ecosystem: str, name: str, page: PageRecord, files: Iterable[FileRecord]
-    ) -> None:
-        rows = [(ecosystem, name, f.filename, f.url, json.dumps(f.hashes), f.size) for f in files]
-
-        def q(c: sqlite3.Connection) -> None:
-            with c:
-                c.execute("BEGIN")
-                c.execute(
-                    "INSERT OR REPLACE INTO pages VALUES (?,?,?,?,?,?,?)",
-                    (
-                        ecosystem,
-                        name,
-                        page.upstream,
-                        page.body,
-                        page.etag,
-                        page.last_modified,
-                        page.fetched_at,
-                    ),
-                )
-                # Keep the digest of files already stored; refresh URL and hashes.
-                c.executemany(
-                    "INSERT INTO files (ecosystem, name, filename, url, hashes, size)"
-                    " VALUES (?,?,?,?,?,?) ON CONFLICT(ecosystem, name, filename) DO UPDATE SET"
-                    " url=excluded.url, hashes=excluded.hashes, size=excluded.size",
-                    rows,
-                )
-
-        await self._run(q)
+    async def put_page(self, ecosystem: str, name: str, page: PageRecord) -> None:
+        row = (
+            ecosystem,
+            name,
+            page.upstream,
+            page.body,
+            page.etag,
+            page.last_modified,
+            page.fetched_at,
+        )
+        await self._run(
+            lambda c: c.execute("INSERT OR REPLACE INTO pages VALUES (?,?,?,?,?,?,?)", row)
+        )
 
     async def touch_page(self, ecosystem: str, name: str, fetched_at: float) -> None:
         await self._run(

@@ -20,7 +20,7 @@ class FileFacts:
     filename: str
     version: str | None = None  # parsed from the filename (packaging); None if unparseable
     kind: str = "other"  # "wheel" | "sdist" | "other"
-    hashes: dict[str, str] = field(default_factory=dict)
+    hashes: dict[str, str] = field(default_factory=dict)  # policies see the algorithm names
     size: int | None = None
     upload_time_ns: int | None = None  # PEP 700, as integer ns (no RFC 3339 parsing in Rego)
     yanked: bool = False
@@ -31,7 +31,7 @@ class FileFacts:
             "filename": self.filename,
             "version": self.version,
             "kind": self.kind,
-            "hashes": self.hashes,
+            "hashes": sorted(self.hashes),  # algorithm names: values stay in Python
             "size": self.size,
             "upload_time_ns": self.upload_time_ns,
             "yanked": self.yanked,

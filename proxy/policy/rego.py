@@ -23,6 +23,7 @@ from .inputs import build_input
 from .snapshot import PolicyError, Snapshot
 
 ENGINE = "regopy"
+MAX_QUEUE_WAIT = 30.0  # seconds an evaluation may wait for a worker before it is a deny
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,16 +156,38 @@ class RegopyEngine:
         doc = build_input(
             subject, time.time_ns(), self._upstream_kinds.get(subject.upstream, "public")
         )
+        started: list[float] = []
+
+        def work() -> Any:
+            started.append(time.monotonic())
+            return evaluate(compiled, self._local, ep, json.dumps(doc))
+
         try:
-            payload = json.dumps(doc)
-            loop = asyncio.get_running_loop()
-            fut = loop.run_in_executor(self._pool, evaluate, compiled, self._local, ep, payload)
-            result = await asyncio.wait_for(fut, self._timeout)
-        except TimeoutError:
-            return failed(f"timed out after {self._timeout}s", compiled.revision, ENGINE)
+            fut = asyncio.get_running_loop().run_in_executor(self._pool, work)
+            result = await self._await(fut, started)
+        except TimeoutError as e:
+            return failed(str(e), compiled.revision, ENGINE)
         except Exception as e:  # engine errors of any kind deny
             return failed(f"{type(e).__name__}: {e}"[:300], compiled.revision, ENGINE)
         return parse_result(result, compiled.revision, ENGINE)
+
+    async def _await(self, fut: asyncio.Future[Any], started: list[float]) -> Any:
+        """Wait for an evaluation.  The timeout counts from when it starts running (time in
+        the queue behind other evaluations is bounded separately), so load alone never turns
+        into denials, while a hung evaluation still does."""
+        queued_until = time.monotonic() + MAX_QUEUE_WAIT
+        step = min(self._timeout, 0.25)
+        while True:
+            done, _ = await asyncio.wait({fut}, timeout=step)
+            if done:
+                return fut.result()
+            now = time.monotonic()
+            if started and now - started[0] >= self._timeout:
+                fut.cancel()
+                raise TimeoutError(f"timed out after {self._timeout}s")
+            if not started and now > queued_until:
+                fut.cancel()
+                raise TimeoutError(f"the policy engine is overloaded (queued > {MAX_QUEUE_WAIT}s)")
 
     def decide_sync(self, subject: Subject) -> Decision:
         """For CLI tools and tests without a running server loop."""

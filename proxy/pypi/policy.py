@@ -9,6 +9,8 @@ left out (``denied_files = "hide"``); a download of it is always refused with a 
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -31,7 +33,7 @@ from ..policy.engine import PolicyEngine
 from .model import File
 from .sources import Index, ProjectPage
 
-DECISION_TTL = 60.0  # seconds a page decision is reused for the same page and revision
+DECISION_TTL = 60.0  # seconds before a page decision is re-evaluated (in the background)
 CACHE_ENTRIES = 2048
 
 
@@ -41,32 +43,40 @@ class _View:
 
     at: float
     decision: Decision
-    page: ProjectPage
+    page: ProjectPage  # filtered
+    page_detail: object  # the unfiltered content it was decided on
+
+
+@functools.lru_cache(maxsize=262144)
+def _parse_filename(filename: str) -> tuple[str | None, str]:
+    """(version, kind) from a distribution file name; memoised (pages repeat on every view)."""
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[1]), "wheel"
+        if filename.endswith((".tar.gz", ".zip")):
+            return str(parse_sdist_filename(filename)[1]), "sdist"
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        pass
+    return None, "other"
+
+
+@functools.lru_cache(maxsize=262144)
+def _upload_ns(upload_time: str) -> int | None:
+    try:
+        return int(datetime.fromisoformat(upload_time).timestamp() * 1e9)
+    except ValueError:
+        return None
 
 
 def file_facts(f: File) -> FileFacts:
-    version: str | None = None
-    kind = "other"
-    try:
-        if f.filename.endswith(".whl"):
-            version, kind = str(parse_wheel_filename(f.filename)[1]), "wheel"
-        elif f.filename.endswith((".tar.gz", ".zip")):
-            version, kind = str(parse_sdist_filename(f.filename)[1]), "sdist"
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        pass
-    upload_ns: int | None = None
-    if f.upload_time:
-        try:
-            upload_ns = int(datetime.fromisoformat(f.upload_time).timestamp() * 1e9)
-        except ValueError:
-            upload_ns = None
+    version, kind = _parse_filename(f.filename)
     return FileFacts(
         filename=f.filename,
         version=version,
         kind=kind,
         hashes=dict(f.hashes),
         size=f.size,
-        upload_time_ns=upload_ns,
+        upload_time_ns=_upload_ns(f.upload_time) if f.upload_time else None,
         yanked=f.is_yanked,
         requires_python=f.requires_python,
     )
@@ -88,6 +98,8 @@ class PolicyIndex:
         self._monitor = mode == "monitor"
         self._denied_files = denied_files
         self._cache: OrderedDict[tuple[object, ...], _View] = OrderedDict()
+        self._refreshing: set[tuple[object, ...]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def _decide(self, subject: Subject) -> Decision:
         decision = await decide_chunked(self._engine, subject)
@@ -112,20 +124,46 @@ class PolicyIndex:
         )
 
     def _key(self, page: ProjectPage, client: Client) -> tuple[object, ...]:
+        # The page's parsed object stands for its content (the stored layer keeps the same
+        # object while upstream answers "not modified"); the view holds it, so its id is not
+        # reused while the entry lives.
         return (
             page.detail.name,
             page.upstream,
-            page.fetched_at,
+            id(page.detail),
             self._engine.revision,
             client.groups,
         )
 
-    def _cached(self, key: tuple[object, ...]) -> _View | None:
-        hit = self._cache.get(key)
-        if hit is None or time.monotonic() - hit.at >= DECISION_TTL:
+    def _cached(self, key: tuple[object, ...], page: ProjectPage, client: Client) -> _View | None:
+        """A current view; an expired one is still returned while a refresh runs in the
+        background (time-dependent rules may lag by one evaluation, never the policy)."""
+        view = self._cache.get(key)
+        if view is None or view.page_detail is not page.detail:
             return None
         self._cache.move_to_end(key)
-        return hit
+        if time.monotonic() - view.at >= DECISION_TTL and key not in self._refreshing:
+            self._refreshing.add(key)
+            task = asyncio.create_task(self._refresh(key, page, client))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return view
+
+    async def _refresh(self, key: tuple[object, ...], page: ProjectPage, client: Client) -> None:
+        try:
+            await self._evaluate(key, page, client)
+        finally:
+            self._refreshing.discard(key)
+
+    async def _evaluate(self, key: tuple[object, ...], page: ProjectPage, client: Client) -> _View:
+        subject = self._subject(page, "page", client, page.detail.files)
+        decision = await self._decide(subject)
+        view = _View(time.monotonic(), decision, self._filter(page, decision), page.detail)
+        if decision.error is None:
+            self._cache[key] = view
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        return view
 
     def _filter(self, page: ProjectPage, decision: Decision) -> ProjectPage:
         if not decision.enforced:
@@ -146,18 +184,17 @@ class PolicyIndex:
             Denied: the whole project is blocked and denied files are hidden.
         """
         page = await self._inner.project(name)
-        subject = self._subject(page, "page", client, page.detail.files)
         key = self._key(page, client)
-        view = self._cached(key)
-        if view is None:
-            decision = await self._decide(subject)
-            view = _View(time.monotonic(), decision, self._filter(page, decision))
-            if decision.error is None:
-                self._cache[key] = view
-                while len(self._cache) > CACHE_ENTRIES:
-                    self._cache.popitem(last=False)
+        view = self._cached(key, page, client) or await self._evaluate(key, page, client)
         decision = view.decision
-        log_decision(subject, decision, outcome=_outcome(decision, page), stale=page.stale)
+        subject = Subject("pypi", "page", name, page.upstream, client)  # for the log line
+        log_decision(
+            subject,
+            decision,
+            outcome=_outcome(decision, page),
+            stale=page.stale,
+            files=len(page.detail.files),
+        )
         if decision.blocks and self._denied_files == "hide":
             raise Denied(decision.summary(), decision)
         if view.page.stale != page.stale:  # same content, now (or no longer) served stale
@@ -179,7 +216,7 @@ class PolicyIndex:
         if f is None:
             raise NotFound(f"'{filename}' is not a file of project '{name}'")
         subject = self._subject(page, action, client, (f,))
-        view = self._cached(self._key(page, client))
+        view = self._cached(self._key(page, client), page, client)
         decision = view.decision if view is not None else await self._decide(subject)
         blocked = decision.blocks_file(filename)
         outcome = (

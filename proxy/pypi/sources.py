@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from mirror_store.metadata import FileRecord, MetadataStore, PageRecord
+from mirror_store.metadata import MetadataStore, PageRecord
 
 from ..errors import NotFound, OfflineMiss, UpstreamInvalid, UpstreamUnavailable
 from ..settings import UpstreamSettings
@@ -176,10 +176,12 @@ class StoredIndex:
         if fetched.page is None:  # 304: the stored page is still current
             assert rec is not None
             await self._meta.touch_page(ECOSYSTEM, name, now)
+            known = self._mem.get(name)
+            if known is not None:  # keep the parsed object: its identity keys later caches
+                return self._remember(name, replace(known, fetched_at=now, stale=None))
             return self._remember(name, _page_from_record(name, replace(rec, fetched_at=now)))
         assert fetched.record is not None
-        files = [FileRecord(f.filename, f.url, f.hashes, f.size) for f in fetched.page.detail.files]
-        await self._meta.put_page(ECOSYSTEM, name, fetched.record, files)
+        await self._meta.put_page(ECOSYSTEM, name, fetched.record)
         return self._remember(name, fetched.page)
 
     async def list_projects(self) -> ProjectList:
