@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import inspect
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -150,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_arg(check)
     check.set_defaults(func=_policy_check)
+
+    from .facts.cli import register as register_facts
+    from .scan.cli import register as register_scan
+
+    register_scan(verbs)
+    register_facts(verbs)
     return parser
 
 
@@ -161,8 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as e:
         print(f"airlock: {e}", file=sys.stderr)
         return 2
-    func: Verb = args.func
-    return func(args, settings)
+    func = args.func
+    # Verbs from sub-packages may take only the arguments (they need no settings).
+    if len(inspect.signature(func).parameters) == 1:
+        return int(func(args))
+    return int(func(args, settings))
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ class FileFacts:
     upload_time_ns: int | None = None  # PEP 700, as integer ns (no RFC 3339 parsing in Rego)
     yanked: bool = False
     requires_python: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # per-file facts (osv, pin, provenance)
 
     def to_input(self) -> dict[str, Any]:
-        return {
+        return self.extra | {
             "filename": self.filename,
             "version": self.version,
             "kind": self.kind,
@@ -92,6 +93,8 @@ class Decision:
     engine: str = ""
     enforced: bool = True
     error: str | None = None  # set when evaluation failed (and so the decision is a deny)
+    warnings: tuple[Reason, ...] = ()  # logged, never blocking
+    monitored: tuple[Reason, ...] = ()  # reasons of rules in monitor mode: logged, not enforced
 
     @property
     def blocks(self) -> bool:

@@ -62,6 +62,8 @@ def log_decision(subject: Subject, decision: Decision, *, outcome: str, **extra:
         rules=sorted({r.rule for r in reasons}),
         reasons=[r.message for r in reasons],
         denied_files=len(decision.file_denials),
+        warnings=[r.message for r in decision.warnings],
+        monitored=[str(r) for r in decision.monitored],
         policy_revision=decision.revision[:12],
         engine=decision.engine,
         error=decision.error,

@@ -65,6 +65,11 @@ def load_corpus(path: Path) -> tuple[dict[str, int], CorpusInfo]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CorpusError(f"{path}: cannot read corpus: {e}") from e
+    return corpus_from_doc(doc, str(path))
+
+
+def corpus_from_doc(doc: object, path: str) -> tuple[dict[str, int], CorpusInfo]:
+    """Validate an already-parsed corpus document (*path* names it in errors)."""
     if not isinstance(doc, dict):
         raise CorpusError(f"{path}: top level must be an object")
     source, retrieved, entries = doc.get("source"), doc.get("retrieved"), doc.get("names")

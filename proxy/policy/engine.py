@@ -12,6 +12,7 @@ engine crash) is a deny with a ``policy-error`` reason.  Never an allow.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Protocol
 
 from ..decision import Decision, Reason, Subject
@@ -76,6 +77,10 @@ def parse_result(result: Any, revision: str, engine: str) -> Decision:
             files.setdefault(fname, []).append(_reason(item))
         if allow and reasons:
             raise ValueError("decision allows while listing deny reasons")
+        warn = result.get("warn", [])
+        if not isinstance(warn, list):
+            raise ValueError("decision.warn must be a set")
+        warnings = tuple(sorted({_reason(w) for w in warn}, key=str))
     except ValueError as e:
         return failed(str(e), revision, engine)
     return Decision(
@@ -84,4 +89,23 @@ def parse_result(result: Any, revision: str, engine: str) -> Decision:
         file_denials={k: tuple(sorted(set(v), key=str)) for k, v in files.items()},
         revision=revision,
         engine=engine,
+        warnings=warnings,
     )
+
+
+def apply_monitor(decision: Decision, rules: frozenset[str]) -> Decision:
+    """Move reasons of rules in monitor mode out of the verdict (they stay on record)."""
+    if not rules or decision.error is not None:
+        return decision
+    kept = tuple(r for r in decision.reasons if r.rule not in rules)
+    monitored = [r for r in decision.reasons if r.rule in rules]
+    files: dict[str, tuple[Reason, ...]] = {}
+    for name, reasons in decision.file_denials.items():
+        monitored += [r for r in reasons if r.rule in rules]
+        enforced = tuple(r for r in reasons if r.rule not in rules)
+        if enforced:
+            files[name] = enforced
+    if not monitored:
+        return decision
+    return replace(decision, allow=not kept, reasons=kept, file_denials=files,
+                   monitored=tuple(sorted(set(monitored), key=str)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,9 @@ class PolicyManager:
         self._fingerprint = fingerprint(root)
         self._task: asyncio.Task[None] | None = None
         self.status = PolicyStatus(engine.revision)
+        # Facts providers rebuild their lists from each new snapshot: prepare(snapshot) may
+        # raise (the reload then fails and nothing changes) and returns the commit step.
+        self.listeners: list[Callable[[Snapshot], Callable[[], None]]] = []
 
     async def reload(self) -> PolicyStatus:
         """Try the folder as it is now; keep the old revision on any failure."""
@@ -81,17 +85,20 @@ class PolicyManager:
                 snapshot, compiled = await load_compiled(self._root)
                 if compiled.revision == self._engine.revision:
                     return self.status
+                commits = [await asyncio.to_thread(prepare, snapshot) for prepare in self.listeners]
                 candidate = RegopyEngine(compiled, workers=1)
                 try:
                     await canary_check(candidate, compiled.entrypoints)
                 finally:
                     await candidate.close()
-            except PolicyError as e:
+            except Exception as e:  # PolicyError, or a facts list that does not load
                 self.status.last_reload_ok = False
                 self.status.last_error = str(e)
                 log.error("policy_reload_failed", error=str(e), kept_revision=self._engine.revision)
                 return self.status
             old = self._engine.revision
+            for commit in commits:
+                commit()
             self._engine.swap(compiled)
             self.status.revision = compiled.revision
             self.status.reloads += 1

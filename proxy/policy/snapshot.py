@@ -4,6 +4,8 @@ Layout of the policy folder::
 
     *.rego, lib/*.rego        modules (``*_test.rego`` are tests, never loaded for serving)
     data/<name>.json          admin-edited data, mounted at ``data.airlock.config.<name>``
+    lists/<name>.json         large lists kept in Python (pins, OSV records); facts providers
+    facts/<name>.json         query them per request and pass only the slice to the policy
 
 The revision is a sha256 over the sorted paths and contents, so every decision can name the
 exact policy it was made under.  All later steps (validate, build, serve) use the snapshot,
@@ -15,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,8 @@ class Snapshot:
     modules: dict[str, str]  # relative path -> source (tests excluded)
     tests: dict[str, str]  # relative path -> source of *_test.rego
     data: dict[str, Any]  # already nested under {"airlock": {"config": {...}}}
-    revision: str
+    revision: str  # covers modules, data and lists
+    lists: dict[str, Any] = field(default_factory=dict)  # "lists/osv" -> parsed JSON
 
     def entrypoints(self) -> list[str]:
         """Entrypoints whose package some module declares."""
@@ -61,9 +64,10 @@ def _is_editor_junk(name: str) -> bool:
 def policy_files(root: Path) -> list[Path]:
     """The files that make up a snapshot, in a stable order."""
     files = [p for p in root.rglob("*.rego") if not _is_editor_junk(p.name)]
-    data_dir = root / "data"
-    if data_dir.is_dir():
-        files += [p for p in data_dir.glob("*.json") if not _is_editor_junk(p.name)]
+    for sub in ("data", "lists", "facts"):
+        d = root / sub
+        if d.is_dir():
+            files += [p for p in d.glob("*.json") if not _is_editor_junk(p.name)]
     return sorted(files)
 
 
@@ -74,6 +78,7 @@ def load_snapshot(root: Path) -> Snapshot:
     modules: dict[str, str] = {}
     tests: dict[str, str] = {}
     data: dict[str, Any] = {}
+    lists: dict[str, Any] = {}
     h = hashlib.sha256()
     for path in policy_files(root):
         rel = path.relative_to(root).as_posix()
@@ -88,7 +93,10 @@ def load_snapshot(root: Path) -> Snapshot:
                 value = json.loads(text)
             except json.JSONDecodeError as e:
                 raise PolicyError(f"{rel}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from e
-            data[path.stem] = value
+            if path.parent.name == "data":
+                data[path.stem] = value
+            else:
+                lists[f"{path.parent.name}/{path.stem}"] = value
         elif path.name.endswith("_test.rego"):
             tests[rel] = text
         else:
@@ -98,7 +106,7 @@ def load_snapshot(root: Path) -> Snapshot:
             modules[rel] = text
     if not modules:
         raise PolicyError(f"policy folder {root} has no .rego modules")
-    return Snapshot(modules, tests, {"airlock": {"config": data}}, h.hexdigest())
+    return Snapshot(modules, tests, {"airlock": {"config": data}}, h.hexdigest(), lists)
 
 
 # Constructs the embedded engine gets wrong or cannot run (see README, "Policy engine"):

@@ -26,8 +26,9 @@ from ..errors import NotFound, OfflineMiss, UpstreamInvalid, UpstreamUnavailable
 from ..logging import log_decision
 from ..serving import send_blob, send_fill
 from ..upstream import UpstreamClient
+from .filefacts import file_facts
 from .model import File
-from .policy import PolicyIndex, file_facts
+from .policy import PolicyIndex
 from .sources import ECOSYSTEM
 
 MAX_METADATA = 16 * 1024 * 1024

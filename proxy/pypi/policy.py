@@ -10,26 +10,18 @@ left out (``denied_files = "hide"``); a download of it is always refused with a 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Literal
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
-
-from ..decision import Action, Client, Decision, FileFacts, Subject
+from ..decision import Action, Client, Decision, Subject
 from ..errors import Denied, NotFound
 from ..logging import log_decision
 from ..policy.batch import decide_chunked
 from ..policy.engine import PolicyEngine
+from .filefacts import file_facts
 from .model import File
 from .sources import Index, ProjectPage
 
@@ -45,41 +37,6 @@ class _View:
     decision: Decision
     page: ProjectPage  # filtered
     page_detail: object  # the unfiltered content it was decided on
-
-
-@functools.lru_cache(maxsize=262144)
-def _parse_filename(filename: str) -> tuple[str | None, str]:
-    """(version, kind) from a distribution file name; memoised (pages repeat on every view)."""
-    try:
-        if filename.endswith(".whl"):
-            return str(parse_wheel_filename(filename)[1]), "wheel"
-        if filename.endswith((".tar.gz", ".zip")):
-            return str(parse_sdist_filename(filename)[1]), "sdist"
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        pass
-    return None, "other"
-
-
-@functools.lru_cache(maxsize=262144)
-def _upload_ns(upload_time: str) -> int | None:
-    try:
-        return int(datetime.fromisoformat(upload_time).timestamp() * 1e9)
-    except ValueError:
-        return None
-
-
-def file_facts(f: File) -> FileFacts:
-    version, kind = _parse_filename(f.filename)
-    return FileFacts(
-        filename=f.filename,
-        version=version,
-        kind=kind,
-        hashes=dict(f.hashes),
-        size=f.size,
-        upload_time_ns=_upload_ns(f.upload_time) if f.upload_time else None,
-        yanked=f.is_yanked,
-        requires_python=f.requires_python,
-    )
 
 
 class PolicyIndex:

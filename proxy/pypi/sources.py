@@ -35,6 +35,8 @@ class ProjectPage:
     fetched_at: float
     stale: str | None = None  # why this page could not be revalidated, if it could not
     checked_at: float = 0.0  # when a stale page last tried its upstream
+    internal_errors: tuple[str, ...] = ()  # internal indexes that could not be asked
+    previously_internal: bool = False  # an internal index served this name before
 
 
 class Index(Protocol):
@@ -56,14 +58,25 @@ class _Fetched:
 
 
 class UpstreamIndex:
-    """Asks the upstreams in their configured order."""
+    """Asks the upstreams: every ``internal`` one first, then the ``public`` ones, each kind in
+    configured order; the first that has the project wins.
+
+    Dependency confusion: a project an internal index has is never taken from a public one.
+    If an internal index cannot be asked, a public answer is marked (``internal_errors``) for
+    the policy to judge, and a project that came from an internal index before is never
+    replaced by a public one (``previously_internal``).
+    """
 
     def __init__(self, upstreams: Sequence[tuple[UpstreamSettings, UpstreamClient]]) -> None:
-        self._upstreams = list(upstreams)
+        self._upstreams = [u for u in upstreams if u[0].kind == "internal"] + [
+            u for u in upstreams if u[0].kind != "internal"
+        ]
         self.kinds = {s.name: s.kind for s, _ in upstreams}
 
     async def fetch(self, name: str, stored: PageRecord | None) -> _Fetched:
         errors: list[str] = []
+        internal_errors: list[str] = []
+        was_internal = stored is not None and self.kinds.get(stored.upstream) == "internal"
         for settings, client in self._upstreams:
             url = f"{settings.url.rstrip('/')}/{name}/"
             same = stored is not None and stored.upstream == settings.name
@@ -77,7 +90,7 @@ class UpstreamIndex:
             except NotFound:
                 continue
             except (UpstreamUnavailable, UpstreamInvalid) as e:
-                errors.append(e.message)
+                (internal_errors if settings.kind == "internal" else errors).append(e.message)
                 continue
             now = time.time()
             if resp.status == 304:
@@ -87,12 +100,21 @@ class UpstreamIndex:
             except WireError as e:
                 errors.append(f"upstream {settings.name}: {e}")
                 continue
+            if settings.kind == "public" and not detail.tracks:
+                detail = replace(detail, tracks=(url,))  # PEP 708: this page mirrors that one
             record = PageRecord(
                 settings.name, render_json(detail), resp.etag, resp.last_modified, now
             )
-            return _Fetched(ProjectPage(detail, settings.name, now), record)
-        if errors:
-            raise UpstreamUnavailable("; ".join(errors))
+            page = ProjectPage(
+                detail,
+                settings.name,
+                now,
+                internal_errors=tuple(internal_errors) if settings.kind == "public" else (),
+                previously_internal=was_internal and settings.kind == "public",
+            )
+            return _Fetched(page, record)
+        if errors or internal_errors:
+            raise UpstreamUnavailable("; ".join(internal_errors + errors))
         raise NotFound(f"project '{name}' does not exist on any upstream")
 
     async def list_projects(self) -> ProjectList:

@@ -71,7 +71,7 @@ def scan_object(
     if hint in ("torch-storages", "torch-tensors"):
         scan_pickle_parts(ctx, reader(), location, hint.removeprefix("torch-"))
         return "pytorch-legacy-part"
-    kind = detect.sniff(head)
+    kind = detect.sniff(head, size)
     if depth == 0:
         ctx.top_format = kind if kind not in ("?", "onnx?") else "unknown"
     if kind in detect.CONTAINERS and not ctx.check_depth(depth + 1, location):

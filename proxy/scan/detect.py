@@ -34,7 +34,7 @@ UNSCANNABLE = {
 }
 
 
-def sniff(head: bytes) -> str:
+def sniff(head: bytes, size: int | None = None) -> str:
     """The format the leading bytes claim: a name from this module, ``onnx?`` or ``?``."""
     for magic, kind in _MAGIC:
         if head.startswith(magic):
@@ -43,7 +43,7 @@ def sniff(head: bytes) -> str:
         return "bz2"
     if is_tar(head):
         return "tar"
-    if is_safetensors(head):  # before pickle: a 0x0?80-byte header starts like PROTO
+    if is_safetensors(head, size):  # before pickle: a 0x0?80-byte header starts like PROTO
         return "safetensors"
     if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
         return "pickle"
@@ -71,11 +71,15 @@ def is_tar(head: bytes) -> bool:
     return stored in (unsigned, signed) and any(head[:100])
 
 
-def is_safetensors(head: bytes) -> bool:
-    if len(head) < 9:
+def is_safetensors(head: bytes, size: int | None = None) -> bool:
+    """An 8-byte header length that fits the file, then a JSON object (``{"`` or ``{}``)."""
+    if len(head) < 10:
         return False
     (n,) = struct.unpack("<Q", head[:8])
-    return 2 <= n <= SAFETENSORS_MAX_HEADER and head[8:].lstrip(b" \t\r\n")[:1] == b"{"
+    if not 2 <= n <= SAFETENSORS_MAX_HEADER or (size is not None and 8 + n > size):
+        return False
+    body = head[8:].lstrip(b" \t\r\n")
+    return body[:1] == b"{" and body[1:].lstrip(b" \t\r\n")[:1] in (b'"', b"}")
 
 
 def hdf5_offset(f: IO[bytes], size: int) -> int | None:

@@ -94,7 +94,7 @@ def template_escapes(template: str) -> list[str]:
         text = _unescape(literal)
         if "__" in text:
             reasons.append(f"the dunder string {text[:40]!r}")
-        if re.search(r"%\s*c|\{[^}]*:\s*c\}", text):
+        if re.search(r"%\s*c|\{[^{}]*:\s*c\}", text):
             reasons.append("char-code string formatting")
         for m in _ESCAPE.finditer(literal):
             ch = _unescape(m.group(0))

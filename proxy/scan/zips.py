@@ -9,6 +9,7 @@ torch never unpickles them.
 
 from __future__ import annotations
 
+import collections
 import struct
 import zipfile
 import zlib
@@ -107,7 +108,7 @@ def scan_zip(ctx: Context, f: IO[bytes], size: int, location: str, depth: int, s
         ctx.count_entries(len(infos), location)
         names = [i.filename for i in infos]
         if len(set(names)) != len(names):
-            dup = next(n for n in names if names.count(n) > 1)
+            dup = next(n for n, k in collections.Counter(names).items() if k > 1)
             ctx.add("container-malformed", f"zip lists {dup[:80]!r} more than once", location)
         ctx.count_unpacked(sum(i.file_size for i in infos), location)
         label = classify(names)

@@ -78,8 +78,11 @@ async def test_pages_keep_upstream_fields_and_point_at_the_proxy(
         assert set(f["core-metadata"]) == {"sha256"}
         assert f["url"].startswith("../../files/fancy/")
         assert f["provenance"].startswith("../../provenance/fancy/")
-        assert fake_index.url not in json.dumps(doc)
-        assert fake_index.url not in page
+        # PEP 708: the page says which upstream project it mirrors; nothing else names it
+        assert doc["tracks"] == [fake_index.simple_url + "fancy/"]
+        assert fake_index.url not in json.dumps({k: v for k, v in doc.items() if k != "tracks"})
+        assert page.count(fake_index.url) == 1
+        assert f'<meta name="pypi:tracks" content="{fake_index.simple_url}fancy/">' in page
         assert 'data-yanked="broken build"' in page
         assert 'data-requires-python="&gt;=3.8"' in page
         assert "data-core-metadata=" in page
