@@ -1,54 +1,249 @@
 # Decisions for the Python package index.
 #
 # Input (facts computed by the proxy; see README "Policy input"):
-#   input.action       "page" | "file" | "metadata"
-#   input.project      canonical project name
-#   input.files[]      {filename, version, kind, hashes, size, upload_time_ns, yanked, ...}
-#   input.upstream     {name, kind}
-#   input.client       {id, groups, address}
-# Data (admin-edited): data.airlock.config.pypi  (policies/data/pypi.json)
+#   input.action            "page" | "file" | "metadata"
+#   input.project           canonical project name
+#   input.upstream          {name, kind}            kind: "internal" | "public"
+#   input.client            {id, groups, address}
+#   input.now_ns            current time (ns)
+#   input.files[]           {filename, version, kind, hashes (algorithm names), size,
+#                            upload_time_ns, yanked, requires_python,
+#                            osv: [{id, kind, severity, summary}]      (when OSV lists exist)
+#                            pin: {pinned_project, version_ok, hash_ok} (when pins exist)
+#                            provenance: {present, publisher, recorded_publisher, finding}
+#                                                                       (downloads only)}
+#   input.facts             {typosquat: [{target, method, score, score_text}],
+#                            identity: [{kind, message}], internal_errors: [..],
+#                            previously_internal, upstream_kind, stale}
+# Data (admin-edited): data.airlock.config.pypi  (policies/data/pypi.json), merged over the
+# defaults below; data.airlock.config.pypi.groups.<group> overrides it for client groups.
 package airlock.pypi
 
 import rego.v1
 
 default allow := false
 
-decision := {"allow": allow, "deny": deny, "file_deny": file_deny}
+decision := {"allow": allow, "deny": deny, "file_deny": file_deny, "warn": warn}
 
 allow if count(deny) == 0
 
-cfg := object.get(data.airlock.config, "pypi", {})
+defaults := {
+	"deny_projects": {},
+	"deny_versions": {},
+	"deny_files": {},
+	"typosquat": {"deny_score": 0.8, "warn_score": 0.6, "exempt": []},
+	"cooldown": {"days": 7, "exempt": [], "missing_upload_time": "deny", "internal": false},
+	"pins": {"enforce": false},
+	"osv": {"deny_malicious": true, "min_severity": "CRITICAL", "exempt": {}},
+	"identity": {"exempt": []},
+	"provenance": {"enforce": true, "exempt": []},
+	"confusion": {"internal_unreachable": "deny"},
+	"yanked": "allow",
+	"wheels_only": false,
+	"groups": {},
+}
 
-deny_projects := object.get(cfg, "deny_projects", {})
+base := object.union(defaults, object.get(data.airlock.config, "pypi", {}))
 
-deny_files := object.get(cfg, "deny_files", {})
+# The first of the client's groups that has overrides applies on top of the base settings.
+group_overrides := [base.groups[g] | some g in input.client.groups; base.groups[g]]
 
-deny_versions := object.get(cfg, "deny_versions", {})
+cfg := object.union(base, group_overrides[0]) if count(group_overrides) > 0
 
-# A whole project on the deny list: every page and file of it is refused.
+else := base
+
+exempt(list) if input.project in list
+
+public if input.upstream.kind != "internal"
+
+# --- deny lists -----------------------------------------------------------------------------
+
 deny contains {"rule": "deny-list", "message": msg} if {
-	reason := deny_projects[input.project]
+	reason := cfg.deny_projects[input.project]
 	msg := concat("", ["project '", input.project, "' is on the deny list: ", reason])
 }
 
-# One file on the deny list, by exact file name.
 file_deny contains {"filename": f.filename, "rule": "deny-list", "message": msg} if {
 	some f in input.files
-	reason := deny_files[f.filename]
+	reason := cfg.deny_files[f.filename]
 	msg := concat("", ["file '", f.filename, "' is on the deny list: ", reason])
 }
 
-# Versions of a project on the deny list.
 file_deny contains {"filename": f.filename, "rule": "deny-list", "message": msg} if {
-	versions := deny_versions[input.project]
+	versions := cfg.deny_versions[input.project]
 	some f in input.files
 	reason := versions[f.version]
 	msg := concat("", [input.project, " ", f.version, " is on the deny list: ", reason])
 }
+
+# --- integrity ------------------------------------------------------------------------------
 
 # A file we cannot verify is never served (fail closed): the store needs an upstream hash.
 file_deny contains {"filename": f.filename, "rule": "no-upstream-hash", "message": msg} if {
 	some f in input.files
 	count(f.hashes) == 0
 	msg := concat("", ["file '", f.filename, "' has no upstream hash to verify it against"])
+}
+
+# --- typo-squats ----------------------------------------------------------------------------
+
+deny contains {"rule": "typosquat", "message": msg} if {
+	public
+	not exempt(cfg.typosquat.exempt)
+	some s in input.facts.typosquat
+	s.score >= cfg.typosquat.deny_score
+	msg := concat("", [
+		"'", input.project, "' looks like '", s.target, "' (", s.method, ", score ",
+		s.score_text, "); if it is legitimate, add it to typosquat.exempt",
+	])
+}
+
+warn contains {"rule": "typosquat", "message": msg} if {
+	public
+	not exempt(cfg.typosquat.exempt)
+	some s in input.facts.typosquat
+	s.score < cfg.typosquat.deny_score
+	s.score >= cfg.typosquat.warn_score
+	msg := concat("", ["'", input.project, "' resembles '", s.target, "' (", s.method, ", score ", s.score_text, ")"])
+}
+
+# --- dependency confusion -------------------------------------------------------------------
+
+deny contains {"rule": "dependency-confusion", "message": msg} if {
+	input.facts.previously_internal
+	msg := concat("", [
+		"'", input.project, "' was served by an internal index before; ",
+		"refusing the public project of the same name",
+	])
+}
+
+deny contains {"rule": "dependency-confusion", "message": msg} if {
+	public
+	count(input.facts.internal_errors) > 0
+	cfg.confusion.internal_unreachable == "deny"
+	msg := concat("", [
+		"an internal index could not be asked, so '", input.project,
+		"' cannot be ruled out as an internal name (", concat("; ", input.facts.internal_errors), ")",
+	])
+}
+
+# --- cooldown (minimum release age) -----------------------------------------------------------
+
+cooldown_applies if {
+	not exempt(cfg.cooldown.exempt)
+	cfg.cooldown.days > 0
+	public
+}
+
+cooldown_applies if {
+	not exempt(cfg.cooldown.exempt)
+	cfg.cooldown.days > 0
+	cfg.cooldown.internal
+}
+
+file_deny contains {"filename": f.filename, "rule": "cooldown", "message": msg} if {
+	cooldown_applies
+	some f in input.files
+	f.upload_time_ns != null
+	age_ns := input.now_ns - f.upload_time_ns
+	age_ns < ((cfg.cooldown.days * 24) * 3600) * 1000000000
+	msg := concat("", [
+		f.filename, " was uploaded ", format_int(age_ns / 3600000000000, 10),
+		" hours ago; releases must be ", format_int(cfg.cooldown.days, 10),
+		" days old (cooldown)",
+	])
+}
+
+file_deny contains {"filename": f.filename, "rule": "cooldown", "message": msg} if {
+	cooldown_applies
+	cfg.cooldown.missing_upload_time == "deny"
+	some f in input.files
+	f.upload_time_ns == null
+	msg := concat("", [f.filename, " has no upload time upstream, so its age cannot be checked (cooldown)"])
+}
+
+# --- approved versions (pins) -------------------------------------------------------------------
+
+file_deny contains {"filename": f.filename, "rule": "pins", "message": msg} if {
+	cfg.pins.enforce
+	some f in input.files
+	not f.pin.pinned_project
+	msg := concat("", ["'", input.project, "' is not on the approved list (airlock allow import)"])
+}
+
+file_deny contains {"filename": f.filename, "rule": "pins", "message": msg} if {
+	cfg.pins.enforce
+	some f in input.files
+	f.pin.pinned_project
+	not f.pin.version_ok
+	msg := concat("", [input.project, " ", f.version, " is not an approved version"])
+}
+
+file_deny contains {"filename": f.filename, "rule": "pins", "message": msg} if {
+	cfg.pins.enforce
+	some f in input.files
+	f.pin.version_ok
+	f.pin.hash_ok == false
+	msg := concat("", [f.filename, " does not match an approved hash"])
+}
+
+# --- known malicious and vulnerable (OSV) ------------------------------------------------------
+
+severity_rank := {"LOW": 1, "MODERATE": 2, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
+
+osv_exempt(id) if id in object.get(cfg.osv.exempt, input.project, [])
+
+file_deny contains {"filename": f.filename, "rule": "osv-malicious", "message": msg} if {
+	cfg.osv.deny_malicious
+	some f in input.files
+	some m in f.osv
+	m.kind == "malicious"
+	not osv_exempt(m.id)
+	msg := concat("", [input.project, " ", f.version, " is known malicious (", m.id, ")"])
+}
+
+file_deny contains {"filename": f.filename, "rule": "osv-vulnerable", "message": msg} if {
+	threshold := severity_rank[cfg.osv.min_severity]
+	some f in input.files
+	some m in f.osv
+	m.kind == "vulnerability"
+	severity_rank[m.severity] >= threshold
+	not osv_exempt(m.id)
+	msg := concat("", [input.project, " ", f.version, " has a ", m.severity, " vulnerability (", m.id, ")"])
+}
+
+# --- project identity (revival hijack) -----------------------------------------------------------
+
+deny contains {"rule": "project-identity", "message": msg} if {
+	not exempt(cfg.identity.exempt)
+	some finding in input.facts.identity
+	msg := concat("", [
+		"'", input.project, "' is quarantined: ", finding.message,
+		"; the name may have been re-registered by someone else",
+	])
+}
+
+# --- provenance regression ---------------------------------------------------------------------
+
+file_deny contains {"filename": f.filename, "rule": "provenance", "message": f.provenance.finding} if {
+	cfg.provenance.enforce
+	not exempt(cfg.provenance.exempt)
+	some f in input.files
+	f.provenance.finding != null
+}
+
+# --- yanked and sdists ------------------------------------------------------------------------
+
+file_deny contains {"filename": f.filename, "rule": "yanked", "message": msg} if {
+	cfg.yanked == "deny"
+	some f in input.files
+	f.yanked
+	msg := concat("", [f.filename, " is yanked upstream"])
+}
+
+file_deny contains {"filename": f.filename, "rule": "wheels-only", "message": msg} if {
+	cfg.wheels_only
+	some f in input.files
+	f.kind == "sdist"
+	msg := concat("", [f.filename, " is a source distribution; only wheels are allowed (it would run code at build time)"])
 }

@@ -19,10 +19,12 @@ from mirror_store.metadata import SqliteMetadata
 from .appkeys import BLOBS, ENGINE, FILLER, META, POLICY, SETTINGS
 from .errors import error_middleware
 from .health import setup_health
+from .hf.setup import setup_hf
 from .logging import request_context_middleware
-from .policy.manager import PolicyManager, load_compiled
-from .policy.rego import RegopyEngine
+from .policy.factory import create_engine
+from .policy.manager import PolicyManager
 from .pypi import routes as pypi_routes
+from .pypi.facts import PypiFacts, prepare_async
 from .pypi.files import PypiFiles
 from .pypi.policy import PolicyIndex
 from .pypi.sources import StoredIndex, UpstreamIndex
@@ -39,6 +41,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_lifecycle)
+    setup_hf(app)  # after _lifecycle: its cleanup_ctx reads the shared store and engine
     pypi_routes.setup_routes(app)
     setup_health(app)
     return app
@@ -51,14 +54,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     blobs.clean_tmp()
     meta = SqliteMetadata(root / "metadata.sqlite3")
     filler = Filler(blobs)
-    _, compiled = await load_compiled(settings.policy.path)
     upstreams = settings.pypi.upstreams or (default_pypi_upstream(),)
-    engine = RegopyEngine(
-        compiled,
-        workers=settings.policy.workers,
-        timeout=settings.policy.timeout,
-        upstream_kinds={u.name: u.kind for u in upstreams},
-    )
+    snapshot, engine = await create_engine(settings.policy, {u.name: u.kind for u in upstreams})
     manager = PolicyManager(settings.policy.path, engine, settings.policy.reload_interval)
     sessions: list[aiohttp.ClientSession] = []
     clients: dict[str, UpstreamClient] = {}
@@ -73,12 +70,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     stored = StoredIndex(
         upstream_index, meta, ttl=settings.pypi.page_ttl, offline=settings.pypi.offline
     )
+    facts = PypiFacts(meta, clients)
+    await prepare_async(facts, snapshot)
+    manager.listeners.append(facts.prepare)
     policy_index = PolicyIndex(
         stored,
         engine,
         kinds=upstream_index.kinds,
         mode=settings.policy.mode,
         denied_files=settings.pypi.denied_files,
+        facts=facts,
     )
     app[BLOBS] = blobs
     app[META] = meta
@@ -94,7 +95,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     log.info(
         "airlock_started",
         store=str(root),
-        policy_revision=compiled.revision[:12],
+        policy_revision=engine.revision[:12],
+        policy_engine=engine.name,
         upstreams=[f"{u.name}={u.url} ({u.kind})" for u in upstreams],
         offline=settings.pypi.offline,
         mode=settings.policy.mode,

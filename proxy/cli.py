@@ -153,25 +153,29 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_policy_check)
 
     from .facts.cli import register as register_facts
+    from .facts.osv_cli import register as register_osv
+    from .facts.pins_cli import register as register_pins
     from .scan.cli import register as register_scan
 
     register_scan(verbs)
     register_facts(verbs)
+    register_osv(verbs)
+    register_pins(verbs)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.config)
-    except SettingsError as e:
-        print(f"airlock: {e}", file=sys.stderr)
-        return 2
     func = args.func
     # Verbs from sub-packages may take only the arguments (they need no settings).
     if len(inspect.signature(func).parameters) == 1:
         return int(func(args))
+    try:
+        settings = load_settings(getattr(args, "config", None))
+    except SettingsError as e:
+        print(f"airlock: {e}", file=sys.stderr)
+        return 2
     return int(func(args, settings))
 
 

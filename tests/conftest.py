@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from proxy.settings import (
     StoreSettings,
     UpstreamSettings,
 )
+from tests.fakes.devpi import Devpi, running_devpi
 from tests.fakes.dists import sdist, wheel
 from tests.fakes.pypi_index import FakeIndex
 
@@ -50,6 +51,14 @@ async def fake_index() -> AsyncIterator[FakeIndex]:
     index.add(wheel("tiny-dep", "0.5"), serve_metadata=False)
     async with index.running():
         yield index
+
+
+@pytest.fixture(scope="session")
+def devpi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devpi]:
+    """A real devpi-server: the internal index, hosting acme-utils 1.0 (session-wide)."""
+    with running_devpi(tmp_path_factory.mktemp("devpi")) as server:
+        server.upload(wheel("acme-utils", "1.0"))
+        yield server
 
 
 @dataclass

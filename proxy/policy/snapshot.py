@@ -35,6 +35,7 @@ class Snapshot:
     data: dict[str, Any]  # already nested under {"airlock": {"config": {...}}}
     revision: str  # covers modules, data and lists
     lists: dict[str, Any] = field(default_factory=dict)  # "lists/osv" -> parsed JSON
+    list_digests: dict[str, str] = field(default_factory=dict)  # "lists/osv" -> sha256 of file
 
     def entrypoints(self) -> list[str]:
         """Entrypoints whose package some module declares."""
@@ -79,6 +80,7 @@ def load_snapshot(root: Path) -> Snapshot:
     tests: dict[str, str] = {}
     data: dict[str, Any] = {}
     lists: dict[str, Any] = {}
+    list_digests: dict[str, str] = {}
     h = hashlib.sha256()
     for path in policy_files(root):
         rel = path.relative_to(root).as_posix()
@@ -97,6 +99,7 @@ def load_snapshot(root: Path) -> Snapshot:
                 data[path.stem] = value
             else:
                 lists[f"{path.parent.name}/{path.stem}"] = value
+                list_digests[f"{path.parent.name}/{path.stem}"] = hashlib.sha256(raw).hexdigest()
         elif path.name.endswith("_test.rego"):
             tests[rel] = text
         else:
@@ -106,7 +109,9 @@ def load_snapshot(root: Path) -> Snapshot:
             modules[rel] = text
     if not modules:
         raise PolicyError(f"policy folder {root} has no .rego modules")
-    return Snapshot(modules, tests, {"airlock": {"config": data}}, h.hexdigest(), lists)
+    return Snapshot(
+        modules, tests, {"airlock": {"config": data}}, h.hexdigest(), lists, list_digests
+    )
 
 
 # Constructs the embedded engine gets wrong or cannot run (see README, "Policy engine"):

@@ -14,13 +14,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from ..decision import Action, Client, Decision, Subject
 from ..errors import Denied, NotFound
 from ..logging import log_decision
 from ..policy.batch import decide_chunked
-from ..policy.engine import PolicyEngine
+from ..policy.engine import PolicyEngine, apply_monitor
+from .facts import PypiFacts
 from .filefacts import file_facts
 from .model import File
 from .sources import Index, ProjectPage
@@ -48,8 +49,10 @@ class PolicyIndex:
         kinds: Mapping[str, str],
         mode: Literal["enforce", "monitor"],
         denied_files: Literal["yank", "hide"],
+        facts: PypiFacts | None = None,
     ) -> None:
         self._inner = inner
+        self._facts = facts
         self._engine = engine
         self._kinds = kinds
         self._monitor = mode == "monitor"
@@ -57,27 +60,41 @@ class PolicyIndex:
         self._cache: OrderedDict[tuple[object, ...], _View] = OrderedDict()
         self._refreshing: set[tuple[object, ...]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._provenance_seen: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 
     async def _decide(self, subject: Subject) -> Decision:
         decision = await decide_chunked(self._engine, subject)
+        if self._facts is not None:
+            decision = apply_monitor(decision, self._facts.monitor_rules)
         if self._monitor:
             decision = replace(decision, enforced=False)
         return decision
 
-    def _subject(
-        self, page: ProjectPage, action: Action, client: Client, files: tuple[File, ...]
+    async def _subject(
+        self,
+        page: ProjectPage,
+        action: Action,
+        client: Client,
+        files: tuple[File, ...],
+        extra_file_facts: dict[str, Any] | None = None,
     ) -> Subject:
+        kind = self._kinds.get(page.upstream, "public")
+        facts = tuple(file_facts(f) for f in files)
+        if extra_file_facts:
+            facts = tuple(replace(f, extra=f.extra | extra_file_facts) for f in facts)
+        if self._facts is None:
+            extra: dict[str, Any] = {"upstream_kind": kind, "stale": page.stale is not None}
+        else:
+            extra = await self._facts.project(page, kind)
+            facts = self._facts.files(page.detail.name, facts)
         return Subject(
             ecosystem="pypi",
             action=action,
             project=page.detail.name,
             upstream=page.upstream,
             client=client,
-            files=tuple(file_facts(f) for f in files),
-            extra={
-                "upstream_kind": self._kinds.get(page.upstream, "public"),
-                "stale": page.stale is not None,
-            },
+            files=facts,
+            extra=extra,
         )
 
     def _key(self, page: ProjectPage, client: Client) -> tuple[object, ...]:
@@ -113,7 +130,7 @@ class PolicyIndex:
             self._refreshing.discard(key)
 
     async def _evaluate(self, key: tuple[object, ...], page: ProjectPage, client: Client) -> _View:
-        subject = self._subject(page, "page", client, page.detail.files)
+        subject = await self._subject(page, "page", client, page.detail.files)
         decision = await self._decide(subject)
         view = _View(time.monotonic(), decision, self._filter(page, decision), page.detail)
         if decision.error is None:
@@ -172,9 +189,17 @@ class PolicyIndex:
         f = page.detail.file(filename)
         if f is None:
             raise NotFound(f"'{filename}' is not a file of project '{name}'")
-        subject = self._subject(page, action, client, (f,))
         view = self._cached(self._key(page, client), page, client)
-        decision = view.decision if view is not None else await self._decide(subject)
+        provenance = await self._provenance(page, f)
+        if view is not None and not (provenance and provenance.get("finding")):
+            decision = view.decision
+            subject = Subject(
+                "pypi", action, name, page.upstream, client, files=(file_facts(f),)
+            )  # for the log line
+        else:  # decide this file alone, with the facts only a download has
+            extra = {"provenance": provenance} if provenance else None
+            subject = await self._subject(page, action, client, (f,), extra)
+            decision = await self._decide(subject)
         blocked = decision.blocks_file(filename)
         outcome = (
             "deny" if blocked else ("monitor-deny" if decision.file_reasons(filename) else "allow")
@@ -183,6 +208,19 @@ class PolicyIndex:
         if blocked:
             raise Denied(decision.summary(filename), decision)
         return page, f, decision
+
+    async def _provenance(self, page: ProjectPage, f: File) -> dict[str, Any] | None:
+        if self._facts is None:
+            return None
+        key = (page.detail.name, f.filename)
+        hit = self._provenance_seen.get(key)
+        if hit is None:
+            version = file_facts(f).version
+            hit = await self._facts.provenance(page.upstream, page.detail.name, f, version)
+            self._provenance_seen[key] = hit
+            while len(self._provenance_seen) > 65536:
+                self._provenance_seen.popitem(last=False)
+        return hit
 
 
 def _outcome(decision: Decision, page: ProjectPage) -> str:

@@ -55,8 +55,9 @@ class ProvenanceStore:
         self._meta = meta
         meta.add_schema(SCHEMA)
 
-    async def facts(self, name: str, f: File, version: str | None,
-                    client: UpstreamClient | None) -> dict[str, Any]:
+    async def facts(
+        self, name: str, f: File, version: str | None, client: UpstreamClient | None
+    ) -> dict[str, Any]:
         publisher: str | None = None
         fetch_error: str | None = None
         if f.provenance and client is not None:
@@ -68,11 +69,14 @@ class ProvenanceStore:
                 fetch_error = str(e)[:200]
 
         def q(c: sqlite3.Connection) -> tuple[str, str] | None:
-            row = c.execute("SELECT publisher, first_version FROM pypi_provenance WHERE name=?",
-                            (name,)).fetchone()
+            row = c.execute(
+                "SELECT publisher, first_version FROM pypi_provenance WHERE name=?", (name,)
+            ).fetchone()
             if row is None and publisher is not None and version is not None:
-                c.execute("INSERT INTO pypi_provenance VALUES (?,?,?,?)",
-                          (name, publisher, version, time.time()))
+                c.execute(
+                    "INSERT INTO pypi_provenance VALUES (?,?,?,?)",
+                    (name, publisher, version, time.time()),
+                )
             return (row[0], row[1]) if row else None
 
         recorded = await self._meta._run(q)
@@ -80,13 +84,20 @@ class ProvenanceStore:
         if recorded is not None:
             rec_pub, first_version = recorded
             if publisher is None and _newer(version, first_version):
-                finding = (f"{f.filename} has no provenance, but releases since {first_version} "
-                           f"were attested by {rec_pub}")
+                finding = (
+                    f"{f.filename} has no provenance, but releases since {first_version} "
+                    f"were attested by {rec_pub}"
+                )
                 if fetch_error:
                     finding += f" (provenance could not be read: {fetch_error})"
             elif publisher is not None and publisher != rec_pub:
-                finding = (f"{f.filename} is attested by {publisher}, but the project's "
-                           f"releases were attested by {rec_pub}")
-        return {"present": publisher is not None, "publisher": publisher,
-                "recorded_publisher": recorded[0] if recorded else publisher,
-                "finding": finding}
+                finding = (
+                    f"{f.filename} is attested by {publisher}, but the project's "
+                    f"releases were attested by {rec_pub}"
+                )
+        return {
+            "present": publisher is not None,
+            "publisher": publisher,
+            "recorded_publisher": recorded[0] if recorded else publisher,
+            "finding": finding,
+        }

@@ -29,7 +29,7 @@ class IndexFile:
     upload_time: str = OLD_UPLOAD
     yanked: bool | str = False
     serve_metadata: bool = True  # advertise and serve PEP 658 metadata for wheels
-    provenance: bool = False
+    provenance: str | None = None  # publisher repository of its PEP 740 attestation
 
 
 @dataclass
@@ -118,7 +118,7 @@ class FakeIndex:
             out["requires-python"] = f.dist.requires_python
         if f.dist.metadata is not None and f.serve_metadata:
             out["core-metadata"] = {"sha256": hashlib.sha256(f.dist.metadata).hexdigest()}
-        if f.provenance:
+        if f.provenance is not None:
             out["provenance"] = f"../../provenance/{f.dist.filename}"
         return out
 
@@ -184,14 +184,13 @@ class FakeIndex:
 
     async def _provenance(self, request: web.Request) -> web.Response:
         self.requests[request.path] += 1
-        return web.json_response(
-            {
-                "version": 1,
-                "attestation_bundles": [
-                    {"publisher": {"kind": "GitHub", "repository": "acme/x"}, "attestations": []}
-                ],
-            }
-        )
+        try:
+            f = self.file(request.match_info["filename"])
+        except KeyError:
+            return web.Response(status=404)
+        publisher = {"kind": "GitHub", "repository": f.provenance, "workflow": "release.yml"}
+        bundle = {"publisher": publisher, "attestations": []}
+        return web.json_response({"version": 1, "attestation_bundles": [bundle]})
 
     async def start(self) -> None:
         app = web.Application()

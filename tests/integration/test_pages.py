@@ -61,7 +61,7 @@ async def test_pages_keep_upstream_fields_and_point_at_the_proxy(
         wheel("fancy", "1.0", requires_python=">=3.8"),
         yanked="broken build",
         upload_time="2021-02-03T04:05:06.000000Z",
-        provenance=True,
+        provenance="acme/fancy",
     )
     async with aiohttp.ClientSession() as s:
         async with s.get(proxy.simple + "fancy/", headers={"Accept": JSON}) as r:
