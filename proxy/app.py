@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 import structlog
 from aiohttp import web
 
@@ -24,12 +23,8 @@ from .logging import request_context_middleware
 from .policy.factory import create_engine
 from .policy.manager import PolicyManager
 from .pypi import routes as pypi_routes
-from .pypi.facts import PypiFacts, prepare_async
-from .pypi.files import PypiFiles
-from .pypi.policy import PolicyIndex
-from .pypi.sources import StoredIndex, UpstreamIndex
-from .settings import Settings, default_pypi_upstream
-from .upstream import UpstreamClient
+from .pypi.setup import build_pypi, pypi_upstreams
+from .settings import Settings
 
 log = structlog.get_logger("airlock")
 
@@ -54,43 +49,18 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     blobs.clean_tmp()
     meta = SqliteMetadata(root / "metadata.sqlite3")
     filler = Filler(blobs)
-    upstreams = settings.pypi.upstreams or (default_pypi_upstream(),)
+    upstreams = pypi_upstreams(settings)
     snapshot, engine = await create_engine(settings.policy, {u.name: u.kind for u in upstreams})
     manager = PolicyManager(settings.policy.path, engine, settings.policy.reload_interval)
-    sessions: list[aiohttp.ClientSession] = []
-    clients: dict[str, UpstreamClient] = {}
-    for u in upstreams:
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=64, limit_per_host=32, ttl_dns_cache=300),
-            trust_env=True,
-        )
-        sessions.append(session)
-        clients[u.name] = UpstreamClient(session, u.name, u.timeout)
-    upstream_index = UpstreamIndex([(u, clients[u.name]) for u in upstreams])
-    stored = StoredIndex(
-        upstream_index, meta, ttl=settings.pypi.page_ttl, offline=settings.pypi.offline
-    )
-    facts = PypiFacts(meta, clients)
-    await prepare_async(facts, snapshot)
-    manager.listeners.append(facts.prepare)
-    policy_index = PolicyIndex(
-        stored,
-        engine,
-        kinds=upstream_index.kinds,
-        mode=settings.policy.mode,
-        denied_files=settings.pypi.denied_files,
-        facts=facts,
-    )
+    pypi = await build_pypi(settings, meta, blobs, filler, engine, snapshot, manager)
     app[BLOBS] = blobs
     app[META] = meta
     app[FILLER] = filler
     app[ENGINE] = engine
     app[POLICY] = manager
-    app[pypi_routes.STORED_INDEX] = stored
-    app[pypi_routes.POLICY_INDEX] = policy_index
-    app[pypi_routes.FILES] = PypiFiles(
-        policy_index, meta, blobs, filler, clients, settings.pypi.offline
-    )
+    app[pypi_routes.STORED_INDEX] = pypi.stored
+    app[pypi_routes.POLICY_INDEX] = pypi.policy
+    app[pypi_routes.FILES] = pypi.files
     manager.start()
     log.info(
         "airlock_started",
@@ -106,7 +76,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         await manager.stop()
         await filler.aclose()
-        for s in sessions:
-            await s.close()
+        await pypi.close()
         await engine.close()
         await meta.close()

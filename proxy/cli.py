@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_facts(verbs)
     register_osv(verbs)
     register_pins(verbs)
+    from .check import register as register_check
+
+    register_check(verbs, _config_arg)
     return parser
 
 

@@ -62,6 +62,9 @@ class PolicyIndex:
         self._tasks: set[asyncio.Task[None]] = set()
         self._provenance_seen: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 
+    def kind_of(self, upstream: str) -> str:
+        return self._kinds.get(upstream, "public")
+
     async def _decide(self, subject: Subject) -> Decision:
         decision = await decide_chunked(self._engine, subject)
         if self._facts is not None:

@@ -91,7 +91,7 @@ class Devpi:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             try:
-                with urllib.request.urlopen(f"{self.url}/+api", timeout=2):  # noqa: S310
+                with urllib.request.urlopen(f"{self.url}/+api", timeout=2):
                     break
             except OSError:
                 if self._proc.poll() is not None or time.monotonic() > deadline:

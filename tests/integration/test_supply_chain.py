@@ -229,3 +229,31 @@ def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRLOCK_")}
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env
+
+
+async def test_airlock_check_pypi_prints_decision_reasons_and_facts(
+    fake_index: FakeIndex, policies_dir: Path, tmp_path: Path
+) -> None:
+    fake_index.add(wheel("requests", "2.0"), wheel("reqeusts", "2.0"))
+    fake_index.add(wheel("tiny-lib", "1.2"), upload_time=_now_iso(hours_ago=3))
+    env = _env() | {
+        "AIRLOCK_STORE__PATH": str(tmp_path / "store"),
+        "AIRLOCK_POLICY__PATH": str(policies_dir),
+        "AIRLOCK_PYPI__UPSTREAMS": f'[{{name="public", url="{fake_index.simple_url}"}}]',
+    }
+    squat = await run("python", "-m", "proxy", "check", "pypi", "reqeusts", env=env)
+    assert squat.returncode == 1, squat.output
+    assert "pypi reqeusts: DENIED" in squat.stdout
+    assert "[typosquat] 'reqeusts' looks like 'requests'" in squat.stdout
+    assert '"target": "requests"' in squat.stdout
+
+    fresh = await run("python", "-m", "proxy", "check", "pypi", "tiny-lib==1.2", "--json", env=env)
+    assert fresh.returncode == 1, fresh.output
+    doc = json.loads(fresh.stdout)
+    assert doc["allowed"] is False
+    reasons = doc["files"]["tiny_lib-1.2-py3-none-any.whl"]["reasons"]
+    assert reasons[0]["rule"] == "cooldown"
+
+    ok = await run("python", "-m", "proxy", "check", "pypi", "tiny-lib==1.1", env=env)
+    assert ok.returncode == 0, ok.output
+    assert "tiny_lib-1.1-py3-none-any.whl: allowed" in ok.stdout

@@ -1,0 +1,82 @@
+"""Builds the PyPI chain (clients → UpstreamIndex → StoredIndex → PolicyIndex, files, facts).
+
+Used by the server's composition root and by ``airlock check pypi``, so both decide alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from mirror_store.blobs import BlobStore
+from mirror_store.fill import Filler
+from mirror_store.metadata import SqliteMetadata
+
+from ..policy.engine import PolicyEngine
+from ..policy.manager import PolicyManager
+from ..policy.snapshot import Snapshot
+from ..settings import Settings, UpstreamSettings, default_pypi_upstream
+from ..upstream import UpstreamClient
+from .facts import PypiFacts, prepare_async
+from .files import PypiFiles
+from .policy import PolicyIndex
+from .sources import StoredIndex, UpstreamIndex
+
+
+def pypi_upstreams(settings: Settings) -> tuple[UpstreamSettings, ...]:
+    return settings.pypi.upstreams or (default_pypi_upstream(),)
+
+
+@dataclass
+class PypiStack:
+    upstreams: tuple[UpstreamSettings, ...]
+    clients: dict[str, UpstreamClient]
+    stored: StoredIndex
+    policy: PolicyIndex
+    files: PypiFiles
+    facts: PypiFacts
+    sessions: list[aiohttp.ClientSession] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for s in self.sessions:
+            await s.close()
+
+
+async def build_pypi(
+    settings: Settings,
+    meta: SqliteMetadata,
+    blobs: BlobStore,
+    filler: Filler,
+    engine: PolicyEngine,
+    snapshot: Snapshot,
+    manager: PolicyManager | None,
+) -> PypiStack:
+    upstreams = pypi_upstreams(settings)
+    sessions: list[aiohttp.ClientSession] = []
+    clients: dict[str, UpstreamClient] = {}
+    for u in upstreams:  # one session per upstream, closed with the stack
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=64, limit_per_host=32, ttl_dns_cache=300),
+            trust_env=True,
+        )
+        sessions.append(session)
+        clients[u.name] = UpstreamClient(session, u.name, u.timeout)
+    upstream_index = UpstreamIndex([(u, clients[u.name]) for u in upstreams])
+    stored = StoredIndex(
+        upstream_index, meta, ttl=settings.pypi.page_ttl, offline=settings.pypi.offline
+    )
+    facts = PypiFacts(meta, clients)
+    await prepare_async(facts, snapshot)
+    if manager is not None:
+        manager.listeners.append(facts.prepare)
+    policy = PolicyIndex(
+        stored,
+        engine,
+        kinds=upstream_index.kinds,
+        mode=settings.policy.mode,
+        denied_files=settings.pypi.denied_files,
+        facts=facts,
+    )
+    files = PypiFiles(policy, meta, blobs, filler, clients, settings.pypi.offline)
+    return PypiStack(upstreams, clients, stored, policy, files, facts, sessions)
