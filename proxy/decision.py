@@ -47,6 +47,11 @@ class Client:
     id: str = "anonymous"
     groups: tuple[str, ...] = ()
     address: str = ""
+    scopes: tuple[str, ...] = ()  # "admin"
+
+    @property
+    def anonymous(self) -> bool:
+        return self.id == "anonymous"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from proxy.app import create_app
 from proxy.settings import (
+    AccessSettings,
     PolicySettings,
     PypiSettings,
     Settings,
@@ -94,10 +95,12 @@ async def start_proxy(tmp_path: Path, policies_dir: Path) -> AsyncIterator[Proxy
 
     async def start(*upstreams: UpstreamSettings, **pypi: Any) -> Proxy:
         policy = pypi.pop("policy", None) or PolicySettings(path=policies_dir, reload_interval=0)
+        access = pypi.pop("access", None) or AccessSettings()
         settings = Settings(
             store=StoreSettings(path=tmp_path / "store"),
             pypi=replace(PypiSettings(), upstreams=tuple(upstreams), **pypi),
             policy=policy,
+            access=access,
         )
         app = create_app(settings)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)

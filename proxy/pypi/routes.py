@@ -18,8 +18,8 @@ from packaging.utils import canonicalize_name
 
 from mirror_store.digest import Digest
 
-from ..decision import Client
 from ..errors import BadRequest, NotAcceptable, NotFound
+from ..identity import client_of
 from ..serving import safe_component
 from .files import PypiFiles
 from .model import ProjectDetail
@@ -74,10 +74,6 @@ class RenderCache:
 
 
 RENDERED: web.AppKey[RenderCache] = web.AppKey("pypi_rendered")
-
-
-def client_of(request: web.Request) -> Client:
-    return Client(address=request.remote or "")
 
 
 def _project(request: web.Request) -> tuple[str, str]:
