@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= $(wildcard airlock.toml)
 
-.PHONY: serve test lint typecheck unit clean help
+.PHONY: serve test lint typecheck unit clean help hf0
 
 help:
 	@echo "make serve   create .venv, install, run the proxy on 127.0.0.1:8080"
@@ -18,9 +18,23 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+# opa-golib-python-bindings: real OPA (v1.20, a Go shared library) for the stand-in OPA server
+# and `policy test`; its metadata says Python >= 3.14 but it runs on 3.11 (README, "OPA server
+# mode"), hence --ignore-requires-python.
+$(VENV)/.installed-test: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --ignore-requires-python opa-golib-python-bindings==0.4.4
 	touch $(VENV)/.installed $@
+
+# The 0.x hub client (the series transformers 4.x pins) in its own environment, for the tests.
+HF0 := .venv-hf0
+$(HF0)/.installed:
+	$(PYTHON) -m venv $(HF0)
+	echo "*" > $(HF0)/.gitignore  # keep the environment out of git
+	$(HF0)/bin/python -m pip install --quiet 'huggingface_hub==0.36.2'
+	touch $@
+
+hf0: $(HF0)/.installed
 
 serve: $(VENV)/.installed
 	$(BIN)/airlock serve $(if $(CONFIG),--config $(CONFIG))
@@ -32,8 +46,8 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck hf0
 	$(BIN)/python -m pytest -m "not network"
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(HF0) var .mypy_cache .ruff_cache .pytest_cache

@@ -8,13 +8,17 @@ from mirror_store.blobs import LocalBlobStore
 from mirror_store.fill import Filler
 from mirror_store.metadata import SqliteMetadata
 
+from .metrics import Metrics
+from .policy.factory import Engine
 from .policy.manager import PolicyManager
-from .policy.rego import RegopyEngine
 from .settings import Settings
+from .trust.records import TrustRecords
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 BLOBS: web.AppKey[LocalBlobStore] = web.AppKey("blobs")
 META: web.AppKey[SqliteMetadata] = web.AppKey("meta")
 FILLER: web.AppKey[Filler] = web.AppKey("filler")
-ENGINE: web.AppKey[RegopyEngine] = web.AppKey("engine")
+ENGINE: web.AppKey[Engine] = web.AppKey("engine")
 POLICY: web.AppKey[PolicyManager] = web.AppKey("policy_manager")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")  # created by setup_admin, before start
+RECORDS: web.AppKey[TrustRecords] = web.AppKey("trust_records")

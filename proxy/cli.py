@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_arg(check)
     check.set_defaults(func=_policy_check)
+    from .policy.cli import register_policy_verbs
+
+    register_policy_verbs(policy_verbs)
 
     from .facts.cli import register as register_facts
     from .facts.osv_cli import register as register_osv

@@ -23,8 +23,9 @@ from aiohttp.typedefs import Middleware
 from .decision import Client
 from .settings import AccessSettings, ClientSettings
 
-CLIENT_KEY = "airlock_client"
-UPSTREAM_AUTH_KEY = "airlock_upstream_authorization"
+CLIENT_KEY: web.RequestKey[Client] = web.RequestKey("airlock_client", Client)
+# The user's own hub token (an Authorization header airlock does not know), forwardable upstream.
+UPSTREAM_AUTH_KEY: web.RequestKey[str] = web.RequestKey("airlock_upstream_authorization", str)
 OPEN_PATHS = ("/healthz", "/readyz")
 
 
@@ -114,4 +115,4 @@ def identity_middleware(registry: IdentityRegistry, access: AccessSettings) -> M
 def client_of(request: web.Request) -> Client:
     """The identified client (anonymous when the middleware is not installed)."""
     client = request.get(CLIENT_KEY)
-    return client if isinstance(client, Client) else Client(address=request.remote or "")
+    return client if client is not None else Client(address=request.remote or "")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 import types
 import typing
@@ -67,13 +68,42 @@ class PypiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HfSettings:
+    # Base URL of the upstream hub; empty means the endpoint huggingface_hub itself defaults
+    # to (read from the installed client at start, so no hub host is written here).
+    upstream: str = ""
+    token: str = ""  # server-side hub token; when set it replaces every client's token
+    forward_client_token: bool = True  # send the client's token to the configured hub only
+    ttl: float = 600.0  # seconds before repo info / revision -> commit is revalidated upstream
+    offline: bool = False  # serve only what is stored, never contact the hub
+    timeout: float = 60.0  # seconds without progress before a transfer counts as failed
+
+
+@dataclass(frozen=True, slots=True)
 class PolicySettings:
     path: Path = Path("policies")
-    engine: Literal["regopy"] = "regopy"
+    engine: Literal["regopy", "opa"] = "regopy"  # "opa": an external OPA server (opa_url)
+    opa_url: str = ""  # e.g. "http://127.0.0.1:8181"; the proxy pushes the policy there
     mode: Literal["enforce", "monitor"] = "enforce"  # monitor: decide and log, never block
     timeout: float = 2.0  # seconds per evaluation before it counts as an error (deny)
     workers: int = 2  # evaluation threads
     reload_interval: float = 2.0  # seconds between checks of the policy folder; 0 = off
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    id: str  # recorded in every decision, log line and the AI-BOM
+    token_sha256: str = ""  # sha256 hex of the client's token (preferred: no secret at rest)
+    token: str = ""  # or the token itself
+    groups: tuple[str, ...] = ()  # policy input: per-group settings apply
+    scopes: tuple[str, ...] = ()  # "admin": may use the admin API and page
+
+
+@dataclass(frozen=True, slots=True)
+class AccessSettings:
+    # Requests without a known token: "loopback" allows them only from 127.0.0.0/8 and ::1.
+    anonymous: Literal["allow", "loopback", "deny"] = "loopback"
+    clients: tuple[ClientSettings, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +117,9 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     pypi: PypiSettings = field(default_factory=PypiSettings)
+    hf: HfSettings = field(default_factory=HfSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
 
@@ -229,12 +261,45 @@ def _check_semantics(s: Settings, problems: list[str]) -> None:
             problems.append(f"pypi.upstreams[{i}].timeout: must be > 0")
     if s.pypi.page_ttl < 0:
         problems.append("pypi.page_ttl: must be >= 0")
+    if s.hf.upstream and not _is_http_url(s.hf.upstream):
+        problems.append(f"hf.upstream: expected an http(s) URL, got {s.hf.upstream!r}")
+    if s.hf.ttl < 0:
+        problems.append("hf.ttl: must be >= 0")
+    if s.hf.timeout <= 0:
+        problems.append("hf.timeout: must be > 0")
+    if any(c.isspace() for c in s.hf.token):
+        problems.append("hf.token: must not contain whitespace")
     if s.policy.timeout <= 0:
         problems.append("policy.timeout: must be > 0")
     if not 1 <= s.policy.workers <= 64:
         problems.append("policy.workers: must be 1-64")
     if s.policy.reload_interval < 0:
         problems.append("policy.reload_interval: must be >= 0")
+    _check_access(s, problems)
+    if s.policy.engine == "opa" and not _is_http_url(s.policy.opa_url):
+        problems.append(
+            'policy.opa_url: engine = "opa" needs the OPA server\'s http(s) URL, '
+            f"e.g. http://127.0.0.1:8181; got {s.policy.opa_url!r}"
+        )
+
+
+def _check_access(s: Settings, problems: list[str]) -> None:
+    ids = [c.id for c in s.access.clients]
+    for i, c in enumerate(s.access.clients):
+        where = f"access.clients[{i}]"
+        if not c.id or any(ch.isspace() for ch in c.id):
+            problems.append(f"{where}.id: a non-empty name without spaces is required")
+        if ids.count(c.id) > 1:
+            problems.append(f"{where}.id: {c.id!r} is used twice")
+        if bool(c.token) == bool(c.token_sha256):
+            problems.append(f"{where}: give exactly one of token_sha256 (preferred) or token")
+        if c.token_sha256 and not re.fullmatch(r"[0-9a-f]{64}", c.token_sha256):
+            problems.append(f"{where}.token_sha256: expected 64 lowercase hex digits")
+        if c.token and len(c.token) < 16:
+            problems.append(f"{where}.token: use at least 16 characters")
+        unknown = set(c.scopes) - {"admin"}
+        if unknown:
+            problems.append(f"{where}.scopes: unknown {sorted(unknown)}; known: ['admin']")
 
 
 def _is_http_url(url: str) -> bool:
@@ -268,3 +333,16 @@ def default_pypi_upstream(env: Mapping[str, str] | None = None) -> UpstreamSetti
 
         url = PyPI.simple_url
     return UpstreamSettings(name="default", url=url, kind="public")
+
+
+def default_hf_upstream() -> str:
+    """The endpoint huggingface_hub defaults to, read from the installed client at run time.
+
+    Its *default* constant, not ``ENDPOINT``: that one follows ``HF_ENDPOINT``, which on a
+    machine set up for this proxy points at the proxy itself.  "" if the client is absent.
+    """
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return ""
+    return str(getattr(constants, "_HF_DEFAULT_ENDPOINT", "")).rstrip("/")

@@ -107,5 +107,10 @@ def apply_monitor(decision: Decision, rules: frozenset[str]) -> Decision:
             files[name] = enforced
     if not monitored:
         return decision
-    return replace(decision, allow=not kept, reasons=kept, file_denials=files,
-                   monitored=tuple(sorted(set(monitored), key=str)))
+    return replace(
+        decision,
+        allow=not kept,
+        reasons=kept,
+        file_denials=files,
+        monitored=tuple(sorted(set(monitored), key=str)),
+    )

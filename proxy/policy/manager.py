@@ -17,6 +17,7 @@ from pathlib import Path
 import structlog
 
 from .check import canary_check
+from .opa import OpaEngine
 from .rego import Compiled, RegopyEngine, compile_snapshot
 from .snapshot import PolicyError, Snapshot, fingerprint, load_snapshot
 
@@ -65,7 +66,7 @@ class PolicyStatus:
 
 
 class PolicyManager:
-    def __init__(self, root: Path, engine: RegopyEngine, interval: float) -> None:
+    def __init__(self, root: Path, engine: RegopyEngine | OpaEngine, interval: float) -> None:
         self._root = root
         self._engine = engine
         self._interval = interval
@@ -82,31 +83,40 @@ class PolicyManager:
         async with self._lock:
             self._fingerprint = await asyncio.to_thread(fingerprint, self._root)
             try:
-                snapshot, compiled = await load_compiled(self._root)
-                if compiled.revision == self._engine.revision:
-                    return self.status
-                commits = [await asyncio.to_thread(prepare, snapshot) for prepare in self.listeners]
-                candidate = RegopyEngine(compiled, workers=1)
-                try:
-                    await canary_check(candidate, compiled.entrypoints)
-                finally:
-                    await candidate.close()
+                if isinstance(self._engine, OpaEngine):  # OPA checks it: push, canaries, rollback
+                    snapshot = await asyncio.to_thread(load_snapshot, self._root)
+                    if snapshot.revision == self._engine.revision:
+                        return self.status
+                    commits = [await asyncio.to_thread(p, snapshot) for p in self.listeners]
+                    old = self._engine.revision
+                    await self._engine.load(snapshot)
+                else:
+                    snapshot, compiled = await load_compiled(self._root)
+                    if compiled.revision == self._engine.revision:
+                        return self.status
+                    commits = [await asyncio.to_thread(p, snapshot) for p in self.listeners]
+                    candidate = RegopyEngine(compiled, workers=1)
+                    try:
+                        await canary_check(candidate, compiled.entrypoints)
+                    finally:
+                        await candidate.close()
+                    old = self._engine.revision
             except Exception as e:  # PolicyError, or a facts list that does not load
                 self.status.last_reload_ok = False
                 self.status.last_error = str(e)
                 log.error("policy_reload_failed", error=str(e), kept_revision=self._engine.revision)
                 return self.status
-            old = self._engine.revision
             for commit in commits:
                 commit()
-            self._engine.swap(compiled)
-            self.status.revision = compiled.revision
+            if isinstance(self._engine, RegopyEngine):
+                self._engine.swap(compiled)
+            self.status.revision = snapshot.revision
             self.status.reloads += 1
             self.status.last_reload_ok = True
             self.status.last_error = None
             log.info(
                 "policy_reloaded",
-                revision=compiled.revision[:12],
+                revision=snapshot.revision[:12],
                 previous=old[:12],
                 modules=len(snapshot.modules),
             )

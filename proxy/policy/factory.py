@@ -1,0 +1,56 @@
+"""Builds the policy engine the settings name: embedded regopy, or an external OPA server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+
+from ..settings import PolicySettings
+from .manager import load_compiled
+from .opa import OpaEngine, OpaUnavailable
+from .rego import RegopyEngine
+from .snapshot import PolicyError, Snapshot, load_snapshot
+
+Engine = RegopyEngine | OpaEngine
+
+OPA_STARTUP_WAIT = 15.0  # seconds to wait for an OPA started next to the proxy (sidecar)
+
+
+async def wait_for_opa(engine: OpaEngine, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            status, _ = await engine.client.request("GET", "/health")
+            if status == 200:
+                return
+            error = f"GET /health answered {status}"
+        except OpaUnavailable as e:
+            error = str(e)
+        if time.monotonic() >= deadline:
+            raise PolicyError(f"OPA at {engine.client.url} is not ready after {wait}s: {error}")
+        await asyncio.sleep(0.2)
+
+
+async def create_engine(
+    policy: PolicySettings,
+    upstream_kinds: Mapping[str, str] | None = None,
+    *,
+    opa_wait: float = OPA_STARTUP_WAIT,
+) -> tuple[Snapshot, Engine]:
+    """Load the policy folder into a new engine.  Raises PolicyError (nothing serves then)."""
+    kinds = dict(upstream_kinds or {})
+    if policy.engine == "opa":
+        snapshot = await asyncio.to_thread(load_snapshot, policy.path)
+        engine = OpaEngine(policy.opa_url, timeout=policy.timeout, upstream_kinds=kinds)
+        try:
+            await wait_for_opa(engine, opa_wait)
+            await engine.load(snapshot)
+        except BaseException:
+            await engine.close()
+            raise
+        return snapshot, engine
+    snapshot, compiled = await load_compiled(policy.path)
+    return snapshot, RegopyEngine(
+        compiled, workers=policy.workers, timeout=policy.timeout, upstream_kinds=kinds
+    )
