@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= $(wildcard airlock.toml)
 
-.PHONY: serve test lint typecheck unit clean help hf0
+.PHONY: serve test lint typecheck unit clean help hf0 deps-chromium deps-system
 
 help:
 	@echo "make serve   create .venv, install, run the proxy on 127.0.0.1:8080"
@@ -36,6 +36,22 @@ $(HF0)/.installed:
 
 hf0: $(HF0)/.installed
 
+# Debian's chromium for the admin page's browser test (driven by playwright; never a browser
+# download).  Installed only as root; otherwise, if absent, that one test skips and says why.
+deps-chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  >/dev/null; } || echo "chromium not installed (not root?): the browser test will skip"
+
+# iproute2 and nftables for the deploy test that builds a restricted runner in network namespaces
+# (tests/integration/test_deploy_netns.py).  Installed only as root and only when missing;
+# otherwise that test skips and says why.
+deps-system:
+	@PATH="$$PATH:/usr/sbin:/sbin"; { command -v ip && command -v nft; } >/dev/null 2>&1 \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && (apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables) >/dev/null; } \
+	  || echo "ip/nft not installed (not root?): the network-namespace test will skip"
+
 serve: $(VENV)/.installed
 	$(BIN)/airlock serve $(if $(CONFIG),--config $(CONFIG))
 
@@ -46,7 +62,7 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-test: lint typecheck hf0
+test: lint typecheck hf0 deps-chromium deps-system
 	$(BIN)/python -m pytest -m "not network"
 
 clean:

@@ -15,10 +15,12 @@ from mirror_store.blobs import LocalBlobStore
 from mirror_store.fill import Filler
 from mirror_store.metadata import SqliteMetadata
 
+from .admin.setup import observer, setup_admin
 from .appkeys import BLOBS, ENGINE, FILLER, META, POLICY, SETTINGS
 from .errors import error_middleware
 from .health import setup_health
 from .hf.setup import setup_hf
+from .identity import IdentityRegistry, identity_middleware
 from .logging import request_context_middleware
 from .policy.factory import create_engine
 from .policy.manager import PolicyManager
@@ -31,12 +33,17 @@ log = structlog.get_logger("airlock")
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[request_context_middleware, error_middleware],
+        middlewares=[
+            request_context_middleware,
+            identity_middleware(IdentityRegistry(settings.access.clients), settings.access),
+            error_middleware,
+        ],
         client_max_size=1024 * 1024,
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_lifecycle)
     setup_hf(app)  # after _lifecycle: its cleanup_ctx reads the shared store and engine
+    setup_admin(app)  # admin API/page, /metrics: metrics now, its cleanup_ctx after the core's
     pypi_routes.setup_routes(app)
     setup_health(app)
     return app
@@ -52,7 +59,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     upstreams = pypi_upstreams(settings)
     snapshot, engine = await create_engine(settings.policy, {u.name: u.kind for u in upstreams})
     manager = PolicyManager(settings.policy.path, engine, settings.policy.reload_interval)
-    pypi = await build_pypi(settings, meta, blobs, filler, engine, snapshot, manager)
+    pypi = await build_pypi(settings, meta, blobs, filler, engine, snapshot, manager, observer(app))
     app[BLOBS] = blobs
     app[META] = meta
     app[FILLER] = filler

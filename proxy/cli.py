@@ -165,8 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_osv(verbs)
     register_pins(verbs)
     from .check import register as register_check
+    from .quarantine_cli import register as register_quarantine
 
     register_check(verbs, _config_arg)
+    register_quarantine(verbs, _config_arg)
     return parser
 
 

@@ -2,6 +2,12 @@
 
 Configured once, at the edge (``__main__``/CLI).  JSON lines in production, a readable
 console in development; ``request_id`` is bound per request through contextvars.
+
+Decision sinks: an app registers callables (``add_decision_sink``) that receive every
+``decision`` event as a dict (metrics, the admin API's records).  ``log_decision`` has no app
+reference, so the request-context middleware binds the app's sinks into a contextvar for the
+duration of the request (tasks started by the request inherit them).  A sink must be cheap and
+must not block; one that raises is logged and never fails the request.
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -20,6 +27,17 @@ from .decision import Decision, Subject
 
 decisions_log = structlog.get_logger("airlock.decision")
 access_log = structlog.get_logger("airlock.access")
+
+DecisionSink = Callable[[Mapping[str, Any]], None]
+DECISION_SINKS: web.AppKey[list[DecisionSink]] = web.AppKey("decision_sinks")
+_sinks: ContextVar[tuple[DecisionSink, ...]] = ContextVar("airlock_decision_sinks", default=())
+
+
+def add_decision_sink(app: web.Application, sink: DecisionSink) -> None:
+    """Have *sink* called with every decision event of *app*'s requests (before it starts)."""
+    if DECISION_SINKS not in app:
+        app[DECISION_SINKS] = []
+    app[DECISION_SINKS].append(sink)
 
 
 def configure_logging(fmt: str = "console", level: str = "info") -> None:
@@ -49,8 +67,7 @@ def log_decision(subject: Subject, decision: Decision, *, outcome: str, **extra:
     reasons = decision.reasons
     if subject.action != "page" and subject.files:
         reasons = decision.file_reasons(subject.files[0].filename)
-    decisions_log.info(
-        "decision",
+    event: dict[str, Any] = dict(
         ecosystem=subject.ecosystem,
         action=subject.action,
         target=subject.target,
@@ -69,6 +86,15 @@ def log_decision(subject: Subject, decision: Decision, *, outcome: str, **extra:
         error=decision.error,
         **extra,
     )
+    decisions_log.info("decision", **event)
+    sinks = _sinks.get()
+    if sinks:
+        event["request_id"] = structlog.contextvars.get_contextvars().get("request_id")
+        for sink in sinks:
+            try:
+                sink(event)
+            except Exception as e:  # a sink (metrics, records) must never fail the request
+                decisions_log.warning("decision_sink_failed", sink=repr(sink), error=str(e))
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -79,6 +105,8 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
     request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
+    app_sinks: list[DecisionSink] = request.app.get(DECISION_SINKS) or []
+    sinks = _sinks.set(tuple(app_sinks))
     start = time.perf_counter()
     status = 500
     try:
@@ -99,3 +127,4 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
             remote=request.remote,
         )
         structlog.contextvars.clear_contextvars()
+        _sinks.reset(sinks)

@@ -4,6 +4,9 @@ Both honour a single ``Range`` (206 with ``Content-Range``; 416 when unsatisfiab
 the sha256 as a strong ETag.  While a fill runs, a reader gets bytes as they arrive; if the
 fill fails (hash mismatch, upstream cut) the connection is cut short, so the client's transfer
 fails instead of completing with refused bytes.
+
+Each body sent is counted in the app's metrics (when set up): a stored blob as a store hit, a
+running fill as served from upstream, with the bytes actually written.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from aiohttp import web
 
 from mirror_store.fill import Fill, FillFailed, tail
 
+from .appkeys import METRICS
 from .errors import BadRequest
 
 log = structlog.get_logger("airlock.serving")
@@ -45,6 +49,13 @@ def _range(request: web.Request, size: int) -> tuple[int, int] | None:
     if start >= size or start >= stop:
         raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
     return start, stop
+
+
+def _count(request: web.Request, source: str, sent: int) -> None:
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        metrics.served_from(source)
+        metrics.sent_bytes(source, sent)
 
 
 def _etag_matches(request: web.Request, digest: str) -> bool:
@@ -101,10 +112,12 @@ async def send_blob(
         except NotImplementedError:  # e.g. TLS transports: copy in chunks off the loop
             await _copy_chunks(resp, fh, start, stop)
         except ConnectionError:
+            _count(request, "store", 0)
             return resp  # client went away
     finally:
         fh.close()
     await resp.write_eof()
+    _count(request, "store", stop - start)
     return resp
 
 
@@ -144,9 +157,11 @@ async def send_fill(
         await body.aclose()  # type: ignore[attr-defined]
         await resp.write_eof()
         return resp
+    sent = 0
     try:
         async for chunk in body:
             await resp.write(chunk)
+            sent += len(chunk)
     except FillFailed as e:
         log.warning("transfer_aborted", key=fill.key, reason=e.reason)
         if request.transport is not None:
@@ -154,6 +169,8 @@ async def send_fill(
         return resp
     except ConnectionError:
         return resp
+    finally:
+        _count(request, "upstream", sent)
     await resp.write_eof()
     return resp
 

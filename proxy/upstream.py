@@ -3,13 +3,15 @@
 Uses the one injected ``aiohttp.ClientSession`` (created and closed by the app), forwards only
 an explicit allow-list of request headers, streams bodies, and translates every transport
 failure into the domain errors of ``errors.py`` (``raise … from e``), keeping "does not
-exist" (NotFound) apart from "could not ask" (UpstreamUnavailable).
+exist" (NotFound) apart from "could not ask" (UpstreamUnavailable).  An optional ``observe``
+callable gets (upstream name, seconds until the status was known, status or 0) per request.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -60,10 +62,21 @@ class StreamBody:
 
 
 class UpstreamClient:
-    def __init__(self, session: aiohttp.ClientSession, name: str, timeout: float) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        name: str,
+        timeout: float,
+        observe: Callable[[str, float, int], None] | None = None,
+    ) -> None:
         self._session = session
         self.name = name
         self._timeout = timeout
+        self._observe = observe
+
+    def _observed(self, start: float, status: int) -> None:
+        if self._observe is not None:
+            self._observe(self.name, time.perf_counter() - start, status)
 
     def _translate(self, e: BaseException, url: str) -> UpstreamUnavailable:
         if isinstance(e, TimeoutError):
@@ -93,8 +106,11 @@ class UpstreamClient:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self._timeout, sock_read=self._timeout
         )
+        start, observed = time.perf_counter(), False
         try:
             async with self._session.get(url, headers=headers, timeout=timeout) as resp:
+                observed = True
+                self._observed(start, resp.status)
                 if resp.status in (404, 410):
                     raise NotFound(f"{url} does not exist upstream ({self.name})")
                 if resp.status == 304:
@@ -119,6 +135,8 @@ class UpstreamClient:
                     str(resp.url),
                 )
         except (aiohttp.ClientError, TimeoutError) as e:
+            if not observed:
+                self._observed(start, 0)
             raise self._translate(e, url) from e
 
     @asynccontextmanager
@@ -130,10 +148,13 @@ class UpstreamClient:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self._timeout, sock_read=self._timeout
         )
+        start, observed = time.perf_counter(), False
         try:
             async with self._session.get(
                 url, headers=headers, timeout=timeout, auto_decompress=False
             ) as resp:
+                observed = True
+                self._observed(start, resp.status)
                 if resp.status in (404, 410):
                     raise NotFound(f"{url} does not exist upstream ({self.name})")
                 if resp.status != 200:
@@ -142,4 +163,6 @@ class UpstreamClient:
                     )
                 yield StreamBody(resp, self._timeout)
         except (aiohttp.ClientError, TimeoutError) as e:
+            if not observed:
+                self._observed(start, 0)
             raise self._translate(e, url) from e

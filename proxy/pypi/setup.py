@@ -5,6 +5,7 @@ Used by the server's composition root and by ``airlock check pypi``, so both dec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -51,6 +52,7 @@ async def build_pypi(
     engine: PolicyEngine,
     snapshot: Snapshot,
     manager: PolicyManager | None,
+    observe: Callable[[str, float, int], None] | None = None,  # upstream latency (metrics)
 ) -> PypiStack:
     upstreams = pypi_upstreams(settings)
     sessions: list[aiohttp.ClientSession] = []
@@ -61,7 +63,7 @@ async def build_pypi(
             trust_env=True,
         )
         sessions.append(session)
-        clients[u.name] = UpstreamClient(session, u.name, u.timeout)
+        clients[u.name] = UpstreamClient(session, u.name, u.timeout, observe)
     upstream_index = UpstreamIndex([(u, clients[u.name]) for u in upstreams])
     stored = StoredIndex(
         upstream_index, meta, ttl=settings.pypi.page_ttl, offline=settings.pypi.offline

@@ -106,11 +106,33 @@ def hf_env(
     return env | (extra or {})
 
 
-async def run_hf(snippet: str, env: dict[str, str], *, timeout: float = 180) -> ClientRun:
-    """Run `snippet` (indented into a try block) with the real client; never raises on failure."""
+HF0_VENV = Path(__file__).resolve().parents[2] / ".venv-hf0"
+
+
+def hf0_python() -> str:
+    """The interpreter of the 0.x client environment (``make hf0`` creates it).
+
+    Raises AssertionError with the fix when it is missing: 0.x coverage must not silently vanish.
+    """
+    python = HF0_VENV / "bin" / "python"
+    if not python.exists():
+        raise AssertionError(
+            f"{python} is missing: run `make hf0` (part of `make test`) to create the "
+            "huggingface_hub 0.x client environment"
+        )
+    return str(python)
+
+
+async def run_hf(
+    snippet: str, env: dict[str, str], *, timeout: float = 180, python: str | None = None
+) -> ClientRun:
+    """Run `snippet` (indented into a try block) with the real client; never raises on failure.
+
+    `python` selects another interpreter (e.g. `hf0_python()` for the 0.x client).
+    """
     code = _PRELUDE.format(body=textwrap.indent(textwrap.dedent(snippet).strip(), "    "))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
+        python or sys.executable,
         "-c",
         code,
         env=env,

@@ -1,0 +1,1 @@
+"""The Hugging Face Hub side: raw-path routes, upstream and stored layers, policy, files."""

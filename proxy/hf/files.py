@@ -1,0 +1,160 @@
+"""Hub file bytes: HEAD from recorded facts, GET from the store or one single-flight fill.
+
+LFS files are verified against their sha256, regular files against their git blob sha1 and
+size; both are stored by sha256.  Every fill passes through ``on_verified`` (after the blob is
+verified and published, before any client gets its last byte): a later feature scans model
+files there, once per content, and raising ``FillFailed`` refuses this transfer: the content
+is still recorded (never fetched twice) and the policy decides on every later request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from mirror_store.blobs import BlobStore
+from mirror_store.digest import GIT_BLOB_SHA1, Digest
+from mirror_store.fill import Fill, Filler, FillFailed
+
+from ..errors import AirlockError, OfflineMiss, UpstreamInvalid
+from ..serving import send_blob, send_fill
+from .model import FileMeta, RepoRef
+from .sources import Auth, HubSource
+from .stored import HfTables
+from .wire import file_headers, text_type
+
+log = structlog.get_logger("airlock.hf")
+MEMORY_DIGESTS = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class HfFileContext:
+    """The file a request resolved to (after the policy allowed it)."""
+
+    repo: RepoRef  # canonical repo
+    commit: str
+    meta: FileMeta
+    auth: Auth  # credentials of the request that resolved it
+
+
+OnVerified = Callable[[Digest, Path, HfFileContext], Awaitable[None]]
+
+
+class HfFiles:
+    def __init__(
+        self, source: HubSource, tables: HfTables, blobs: BlobStore, filler: Filler
+    ) -> None:
+        self._source = source
+        self._tables = tables
+        self._blobs = blobs
+        self._filler = filler
+        self._digests: OrderedDict[str, Digest] = OrderedDict()
+        # Awaited for every new blob before it is recorded or fully served (scanning hook).
+        self.on_verified: OnVerified | None = None
+
+    def _remember(self, meta: FileMeta, digest: Digest) -> None:
+        self._digests[meta.content_key] = digest
+        self._digests.move_to_end(meta.content_key)
+        while len(self._digests) > MEMORY_DIGESTS:
+            self._digests.popitem(last=False)
+
+    async def known_digest(self, meta: FileMeta) -> Digest | None:
+        digest = self._digests.get(meta.content_key)
+        if digest is None:
+            digest = await self._tables.stored_digest(meta)
+            if digest is not None:
+                self._remember(meta, digest)
+        return digest
+
+    @staticmethod
+    def headers(ctx: HfFileContext) -> dict[str, str]:
+        return file_headers(ctx.meta, ctx.commit, text_type(ctx.meta.path))
+
+    def head(self, ctx: HfFileContext) -> web.Response:
+        """Answered from the recorded facts: no body is fetched for a HEAD."""
+        headers = self.headers(ctx)
+        headers["Content-Length"] = str(ctx.meta.size)
+        return web.Response(status=200, headers=headers)
+
+    async def get(self, request: web.Request, ctx: HfFileContext) -> web.StreamResponse:
+        content_type = text_type(ctx.meta.path)
+        headers = self.headers(ctx)
+        headers.pop("ETag")  # send_blob/send_fill set the sha256 as the strong ETag
+        digest = await self.known_digest(ctx.meta)
+        if digest is not None:
+            try:
+                return await send_blob(
+                    request, self._blobs.blob_path(digest), digest, content_type, headers
+                )
+            except FileNotFoundError:  # quarantined or collected since: fetch it again
+                self._digests.pop(ctx.meta.content_key, None)
+                await self._tables.forget_digest(digest)
+        if self._source.offline:
+            raise OfflineMiss(
+                f"{ctx.repo.key}/{ctx.meta.path} is not in the mirror and offline mode is on"
+            )
+        fill = self._start(ctx)
+        hint = ctx.meta.sha256 if ctx.meta.lfs else None
+        try:
+            resp = await send_fill(request, fill, hint, content_type, headers)
+            if resp is not None:
+                return resp
+            digest = await fill.wait_finished()
+        except FillFailed as e:
+            raise _fill_error(ctx, e) from e
+        path = await asyncio.to_thread(self._blobs.path, digest)
+        if path is None:
+            raise UpstreamInvalid(f"{ctx.meta.path} vanished from the store")
+        return await send_blob(request, path, digest, content_type, headers)
+
+    def _start(self, ctx: HfFileContext) -> Fill:
+        meta = ctx.meta
+        if meta.lfs:
+            assert meta.sha256 is not None
+            expected = {"sha256": meta.sha256}
+        else:
+            assert meta.blob_sha1 is not None
+            expected = {GIT_BLOB_SHA1: meta.blob_sha1}
+
+        async def on_commit(digest: Digest) -> None:
+            try:
+                if self.on_verified is not None:
+                    await self.on_verified(digest, self._blobs.blob_path(digest), ctx)
+            except FillFailed:
+                # Refused (quarantined) content stays stored and recorded, so it is never
+                # fetched twice; serving it is the policy's decision on the next request.
+                await self._tables.set_digest(ctx.repo, ctx.commit, meta, digest)
+                self._remember(meta, digest)
+                raise
+            await self._tables.set_digest(ctx.repo, ctx.commit, meta, digest)
+            self._remember(meta, digest)
+
+        def on_fail(e: FillFailed) -> None:
+            log.warning(
+                "hf_fill_failed",
+                repo=ctx.repo.key,
+                commit=ctx.commit,
+                path=meta.path,
+                reason=e.reason,
+            )
+
+        return self._filler.start(
+            f"hf:{meta.content_key}",
+            lambda: self._source.open_file(ctx.repo, ctx.commit, meta, ctx.auth),
+            expected,
+            meta.size,
+            on_commit,
+            on_fail,
+        )
+
+
+def _fill_error(ctx: HfFileContext, e: FillFailed) -> AirlockError:
+    if isinstance(e.cause, AirlockError):
+        return e.cause
+    return UpstreamInvalid(f"{ctx.repo.key}/{ctx.meta.path}: {e.reason}")
