@@ -155,4 +155,7 @@ def register(
     pypi.add_argument("spec", metavar="NAME[==VERSION]")
     pypi.add_argument("--json", action="store_true", help="machine-readable output")
     pypi.set_defaults(func=_run)
+    from .check_hf import register as register_hf
+
+    register_hf(verbs, config_arg)
     return verbs

@@ -9,6 +9,7 @@ recorded on its first allowed decision.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -94,6 +95,8 @@ class HfPolicy:
         self._engine = engine
         self._identities = identities
         self._monitor = monitor
+        # Sees every (subject, decision) pair: ``airlock check hf`` prints them with the facts.
+        self.observer: Callable[[Subject, Decision], None] | None = None
 
     async def identity_facts(
         self, requested: RepoRef, info: RepoInfo
@@ -128,6 +131,8 @@ class HfPolicy:
         decision = await self._engine.decide(subject)
         if self._monitor:
             decision = replace(decision, enforced=False)
+        if self.observer is not None:
+            self.observer(subject, decision)
         path = facts.path
         blocked = decision.blocks_file(path) if path else decision.blocks
         denied = not decision.allow or (path is not None and path in decision.file_denials)

@@ -43,6 +43,7 @@ class HfService:
         self.scan_facts: Callable[[FileMeta], Awaitable[dict[str, Any] | None]] | None = None
         self._source = source
         self._policy = policy
+        self.policy = policy
         self._data = data
 
     async def _resolve_revision(self, repo: RepoRef, revision: str, auth: Auth) -> Resolution:
