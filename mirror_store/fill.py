@@ -22,7 +22,7 @@ from .blobs import BlobStore, BlobWriter, VerificationError
 from .digest import Digest
 
 WRITE_BATCH = 256 * 1024
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024
 
 
 class UpstreamBody(Protocol):
