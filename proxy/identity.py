@@ -72,6 +72,12 @@ def _loopback(remote: str | None) -> bool:
         return False
 
 
+def _authenticates_itself(path: str) -> bool:
+    """The admin page (login form, session cookie) and /metrics (loopback or admin token) check
+    access themselves; the admin API and every artifact route rely on this middleware."""
+    return path == "/metrics" or (path.startswith("/admin/") and not path.startswith("/admin/api/"))
+
+
 def _challenge(request: web.Request, message: str) -> web.Response:
     scheme = "Bearer" if request.path.startswith(("/hf", "/admin", "/api")) else "Basic"
     return web.Response(
@@ -101,8 +107,10 @@ def identity_middleware(registry: IdentityRegistry, access: AccessSettings) -> M
             return _challenge(request, "unknown airlock token")
         if header and request.path.startswith("/hf"):
             request[UPSTREAM_AUTH_KEY] = header  # the user's own hub token
-        allowed = access.anonymous == "allow" or (
-            access.anonymous == "loopback" and _loopback(request.remote)
+        allowed = (
+            access.anonymous == "allow"
+            or (access.anonymous == "loopback" and _loopback(request.remote))
+            or _authenticates_itself(request.path)
         )
         if not allowed:
             return _challenge(request, "this airlock requires a client token")

@@ -63,6 +63,7 @@ class PolicyStatus:
     reloads: int = 0
     last_reload_ok: bool = True
     last_error: str | None = None
+    failures: int = 0
 
 
 class PolicyManager:
@@ -103,6 +104,7 @@ class PolicyManager:
                     old = self._engine.revision
             except Exception as e:  # PolicyError, or a facts list that does not load
                 self.status.last_reload_ok = False
+                self.status.failures += 1
                 self.status.last_error = str(e)
                 log.error("policy_reload_failed", error=str(e), kept_revision=self._engine.revision)
                 return self.status

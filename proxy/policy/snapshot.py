@@ -62,9 +62,16 @@ def _is_editor_junk(name: str) -> bool:
     return name.startswith((".", "#", "~")) or name.endswith(("~", ".swp", ".tmp"))
 
 
+def _hidden(path: Path, root: Path) -> bool:
+    """Inside a hidden folder (``.git``, or the ``..2024_…`` copies a Kubernetes ConfigMap
+    volume keeps next to its files), or an editor's temporary file."""
+    rel = path.relative_to(root).parts
+    return any(part.startswith(".") for part in rel[:-1]) or _is_editor_junk(rel[-1])
+
+
 def policy_files(root: Path) -> list[Path]:
     """The files that make up a snapshot, in a stable order."""
-    files = [p for p in root.rglob("*.rego") if not _is_editor_junk(p.name)]
+    files = [p for p in root.rglob("*.rego") if not _hidden(p, root)]
     for sub in ("data", "lists", "facts"):
         d = root / sub
         if d.is_dir():

@@ -1,7 +1,8 @@
 """The pickle allow-list: the only globals a pickle may import and still count as clean.
 
-The shipped list lives in ``policies/scan/pickle-allowlist.json`` (admins extend it there or pass
-extra entries to :func:`proxy.scan.scan_file`).  An entry is a dotted name (``module.attr``) or
+The shipped list is package data (``proxy/scan/pickle-allowlist.json``, so it is there in any
+install); admins extend it in ``policies/scan/pickle-allowlist.json`` (the proxy passes those
+entries as extras) or with ``airlock scan --allow``/``--allowlist``.  An entry is a dotted name (``module.attr``) or
 ``module.*`` for every public top-level name of one module.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "policies" / "scan" / "pickle-allowlist.json"
+DEFAULT_PATH = Path(__file__).resolve().parent / "pickle-allowlist.json"
 
 _ENTRY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(\.\*)?", re.ASCII)
 _NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", re.ASCII)

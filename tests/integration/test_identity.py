@@ -86,3 +86,21 @@ async def test_anonymous_allowed_on_loopback_by_default(
     async with aiohttp.ClientSession() as s:
         async with s.get(proxy.simple + "tiny-lib/") as r:
             assert r.status == 200
+
+
+async def test_admin_page_and_metrics_check_access_themselves_when_anonymous_is_denied(
+    start_proxy: ProxyFactory, fake_index: FakeIndex
+) -> None:
+    proxy = await start_proxy(
+        UpstreamSettings(name="fake", url=fake_index.simple_url), access=_access("deny")
+    )
+    async with aiohttp.ClientSession() as s:
+        async with s.get(proxy.url + "/admin/login") as r:
+            assert r.status == 200  # the login form: the page has its own session check
+        async with s.get(proxy.url + "/admin/", allow_redirects=False) as r:
+            assert r.status in (303, 401)  # no session: to the login form / refused by the page
+            assert "WWW-Authenticate" not in r.headers or r.status == 401
+        async with s.get(proxy.url + "/admin/api/stats") as r:
+            assert r.status == 401  # the API relies on the identity middleware
+        async with s.get(proxy.url + "/metrics") as r:
+            assert r.status == 200  # loopback scrape, checked by the metrics endpoint itself

@@ -1,0 +1,187 @@
+"""deploy/ run as far as this machine allows: systemd judges the unit, and compose's devpi
+bootstrap script runs as written and creates the internal index airlock is configured with."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+UNIT = DEPLOY / "systemd" / "airlock.service"
+SYSTEM_UNITS = Path("/usr/lib/systemd/system")
+DEVPI_START_TIMEOUT = 60.0
+
+
+def _systemd_analyze() -> str:
+    exe = shutil.which("systemd-analyze")
+    if exe is None or not SYSTEM_UNITS.is_dir():
+        pytest.skip("systemd-analyze is not installed here (Debian package systemd); not installed")
+    return exe
+
+
+def _exec_start() -> str:
+    for line in UNIT.read_text(encoding="utf-8").splitlines():
+        if line.startswith("ExecStart="):
+            return line.removeprefix("ExecStart=").split()[0]
+    raise AssertionError("the unit has no ExecStart")
+
+
+def _fake_root(tmp_path: Path) -> Path:
+    """A root where the unit is installed as the README says, with the system's own units for
+    its dependencies and an executable where ExecStart points (systemd checks it exists)."""
+    root = tmp_path / "root"
+    (root / "etc/systemd/system").mkdir(parents=True)
+    shutil.copy(UNIT, root / "etc/systemd/system" / UNIT.name)
+    shutil.copytree(SYSTEM_UNITS, root / SYSTEM_UNITS.relative_to("/"), symlinks=True)
+    program = root / _exec_start().lstrip("/")
+    program.parent.mkdir(parents=True)
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    return root
+
+
+def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    """`systemd-analyze verify` accepts the unit file unchanged, without a single warning about
+    it (unknown keys and bad values are only warnings, so the output is checked too)."""
+    exe = _systemd_analyze()
+    root = _fake_root(tmp_path)
+    r = subprocess.run(
+        [exe, "verify", f"--root={root}", f"/etc/systemd/system/{UNIT.name}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    about_us = [line for line in (r.stdout + r.stderr).splitlines() if UNIT.name in line]
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert about_us == []
+
+    broken = root / "etc/systemd/system" / UNIT.name
+    broken.write_text(
+        UNIT.read_text().replace("PrivateTmp=yes", "PrivateTmp=yes\nProtectSystm=strict")
+    )
+    r = subprocess.run(
+        [exe, "verify", f"--root={root}", f"/etc/systemd/system/{UNIT.name}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "ProtectSystm" in r.stdout + r.stderr, "the check notices a misspelt key"
+
+
+def test_systemd_unit_is_hardened() -> None:
+    """The hardening the deployment promises is in the unit, and systemd rates the unit's
+    exposure "OK" (at most 2.0 of 10; systemd counts the threshold in tenths)."""
+    exe = _systemd_analyze()
+    text = UNIT.read_text(encoding="utf-8")
+    for line in (
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "ReadWritePaths=/var/lib/airlock",
+        "CapabilityBoundingSet=",
+    ):
+        assert f"\n{line}\n" in text, line
+    r = subprocess.run(
+        [exe, "security", "--offline=true", "--threshold=20", "--no-pager", str(UNIT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert "Overall exposure level" in r.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _devpi_script(data: Path, port: int) -> str:
+    """compose.yaml's devpi command, with compose's $$ unescaped, and its data folder, marker
+    file and port moved to this test's (every one must be there to be moved)."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    devpi = compose["services"]["devpi"]
+    assert devpi["command"][:2] == ["sh", "-ec"]
+    assert devpi["volumes"] == ["devpi-data:/data"]
+    script = str(devpi["command"][2]).replace("$$", "$")
+    moved = {"/tmp/ready": str(data / "ready"), "/data": str(data), "3141": str(port)}
+    for old in moved:
+        assert old in script, old
+    return re.sub("|".join(map(re.escape, moved)), lambda m: moved[m.group(0)], script)
+
+
+def _start_devpi(script: str, data: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    (data / "ready").unlink(missing_ok=True)  # the script does too, but this loop may be first
+    log = (data / "devpi.log").open("ab")
+    proc = subprocess.Popen(
+        ["sh", "-ec", script], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    log.close()
+    deadline = time.monotonic() + DEVPI_START_TIMEOUT
+    while not (data / "ready").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            pytest.fail(
+                "devpi bootstrap did not finish:\n" + (data / "devpi.log").read_text()[-3000:]
+            )
+        time.sleep(0.2)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def test_compose_devpi_bootstrap_creates_the_internal_index_and_restarts(tmp_path: Path) -> None:
+    """The devpi service's script, run as written (devpi-server from the test extra), creates an
+    empty root/dev index (no base: nothing is mirrored through devpi) and, started again on the
+    same data (a container restart), comes up without re-initialising."""
+    data = tmp_path / "devpi"
+    data.mkdir()
+    port = _free_port()
+    script = _devpi_script(data, port)
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(tmp_path),
+        "DEVPI_ROOT_PASSWORD": "bootstrap-test",
+        "PYTHONWARNINGS": "ignore",
+    }
+    for attempt in ("first start", "restart"):
+        proc = _start_devpi(script, data, env)
+        try:
+            url = f"http://127.0.0.1:{port}/root/dev"
+            req = urllib.request.Request(url, headers={"Accept": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                index = json.loads(r.read())["result"]
+            assert index["type"] == "stage", attempt
+            assert list(index["bases"]) == [], attempt
+            with urllib.request.urlopen(f"{url}/+simple/", timeout=10) as r:
+                assert r.status == 200
+        finally:
+            _stop(proc)
+    log = (data / "devpi.log").read_text()
+    assert log.count("created index root/dev") == 1, "the restart reused the index"
