@@ -2,8 +2,8 @@
 
 The shipped list is package data (``proxy/scan/pickle-allowlist.json``, so it is there in any
 install); admins extend it in ``policies/scan/pickle-allowlist.json`` (the proxy passes those
-entries as extras) or with ``airlock scan --allow``/``--allowlist``.  An entry is a dotted name (``module.attr``) or
-``module.*`` for every public top-level name of one module.
+entries as extras) or with ``airlock scan --allow``/``--allowlist``.  An entry is a dotted name
+(``module.attr``) or ``module.*`` for every public top-level name of one module.
 """
 
 from __future__ import annotations
