@@ -24,6 +24,7 @@ UNPINNED_MODES = ("deny", "resolve-approved", "allow")
 class HfPolicyData:
     unpinned: str = "deny"
     approved: dict[str, Any] = field(default_factory=dict)
+    monitor_rules: frozenset[str] = frozenset()  # decided and logged, not enforced
 
     def approved_commit(self, repo_key: str, revision: str) -> str | None:
         """``approved[key]`` is a commit for every revision, or {revision|"*": commit}."""
@@ -38,9 +39,13 @@ def parse_data(raw: Any) -> HfPolicyData:
         return HfPolicyData()
     mode = raw.get("unpinned", "deny")
     approved = raw.get("approved", {})
+    monitor = raw.get("monitor_rules", [])
     return HfPolicyData(
         unpinned=mode if mode in UNPINNED_MODES else "deny",
         approved=approved if isinstance(approved, dict) else {},
+        monitor_rules=frozenset(r for r in monitor if isinstance(r, str))
+        if isinstance(monitor, list)
+        else frozenset(),
     )
 
 

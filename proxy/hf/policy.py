@@ -16,7 +16,7 @@ from typing import Any, Literal
 from ..decision import Client, Decision, FileFacts, Subject
 from ..errors import Denied
 from ..logging import log_decision
-from ..policy.engine import PolicyEngine
+from ..policy.engine import PolicyEngine, apply_monitor
 from .identity import Finding, IdentityStore, findings
 from .model import FileMeta, Identity, RepoInfo, RepoRef, is_commit
 
@@ -119,7 +119,9 @@ class HfPolicy:
             extra=facts.to_input(),
         )
 
-    async def check(self, facts: HfFacts, client: Client) -> Decision:
+    async def check(
+        self, facts: HfFacts, client: Client, monitor_rules: frozenset[str] = frozenset()
+    ) -> Decision:
         """Decide and log; raise Denied when the decision blocks.
 
         Raises:
@@ -128,7 +130,7 @@ class HfPolicy:
         found = await self.identity_facts(facts.requested, facts.info)
         facts = replace(facts, findings=found or (), identity_recorded=found is not None)
         subject = self.subject(facts, client)
-        decision = await self._engine.decide(subject)
+        decision = apply_monitor(await self._engine.decide(subject), monitor_rules)
         if self._monitor:
             decision = replace(decision, enforced=False)
         if self.observer is not None:

@@ -86,7 +86,8 @@ class HfService:
             stale=bare.stale,
             **more,  # type: ignore[arg-type]
         )
-        await self._policy.check(facts, client)
+        data = await self._data.current()
+        await self._policy.check(facts, client, data.monitor_rules)
         if res.error is not None:
             raise res.error
 
