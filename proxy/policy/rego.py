@@ -160,7 +160,9 @@ class RegopyEngine:
 
         def work() -> Any:
             started.append(time.monotonic())
-            return evaluate(compiled, self._local, ep, json.dumps(doc))
+            result = evaluate(compiled, self._local, ep, json.dumps(doc))
+            started.append(time.monotonic())  # finished: [start, end]
+            return result
 
         try:
             fut = asyncio.get_running_loop().run_in_executor(self._pool, work)
@@ -180,7 +182,10 @@ class RegopyEngine:
         while True:
             done, _ = await asyncio.wait({fut}, timeout=step)
             if done:
-                return fut.result()
+                result = fut.result()
+                if len(started) == 2 and started[1] - started[0] >= self._timeout:
+                    raise TimeoutError(f"timed out after {self._timeout}s")  # finished too late
+                return result
             now = time.monotonic()
             if started and now - started[0] >= self._timeout:
                 fut.cancel()
