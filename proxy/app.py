@@ -27,6 +27,7 @@ from .policy.manager import PolicyManager
 from .pypi import routes as pypi_routes
 from .pypi.setup import build_pypi, pypi_upstreams
 from .settings import Settings
+from .trust.attest_routes import setup_attestations
 
 log = structlog.get_logger("airlock")
 
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_lifecycle)
     setup_hf(app)  # after _lifecycle: its cleanup_ctx reads the shared store and engine
     setup_admin(app)  # admin API/page, /metrics: metrics now, its cleanup_ctx after the core's
+    setup_attestations(app)  # served log, signing key, /attestations: after the others' starts
     pypi_routes.setup_routes(app)
     setup_health(app)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from mirror_store.blobs import LocalBlobStore
@@ -14,6 +16,10 @@ from .policy.manager import PolicyManager
 from .settings import Settings
 from .trust.records import TrustRecords
 
+if TYPE_CHECKING:  # these modules import this one
+    from .trust.attest import Attestor
+    from .trust.attest_served import ServedRecorder
+
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 BLOBS: web.AppKey[LocalBlobStore] = web.AppKey("blobs")
 META: web.AppKey[SqliteMetadata] = web.AppKey("meta")
@@ -22,3 +28,5 @@ ENGINE: web.AppKey[Engine] = web.AppKey("engine")
 POLICY: web.AppKey[PolicyManager] = web.AppKey("policy_manager")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")  # created by setup_admin, before start
 RECORDS: web.AppKey[TrustRecords] = web.AppKey("trust_records")
+SERVED_LOG: web.AppKey[ServedRecorder] = web.AppKey("served_log")  # served rows + approvals
+ATTESTOR: web.AppKey[Attestor] = web.AppKey("attestor")  # the signing key and envelopes

@@ -169,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_check(verbs, _config_arg)
     register_quarantine(verbs, _config_arg)
+    from .trust import bom_cli, verify_cli
+
+    bom_cli.register(verbs, _config_arg)
+    verify_cli.register(verbs, _config_arg)
     return parser
 
 

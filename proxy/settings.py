@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 
 ENV_PREFIX = "AIRLOCK_"
 CONFIG_ENV = "AIRLOCK_CONFIG"
+# Variables of the airlock family that are not settings (the verify client's token).
+NOT_SETTINGS = frozenset({CONFIG_ENV, "AIRLOCK_TOKEN"})
 
 
 class SettingsError(Exception):
@@ -153,7 +155,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
 
 def _overlay_env(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> None:
     for key, value in env.items():
-        if not key.startswith(ENV_PREFIX) or key == CONFIG_ENV:
+        if not key.startswith(ENV_PREFIX) or key in NOT_SETTINGS:
             continue
         parts = key[len(ENV_PREFIX) :].lower().split("__")
         if len(parts) != 2 or not all(parts):

@@ -5,6 +5,7 @@
     POST quarantine/{sha256}  {"verdict": "approve"|"deny", "reason": "..."}
     POST policy/reload                              reload the policy folder now; its status
     GET  stats                                      store, fills, policy, metadata row counts
+    GET  bom?client=&since=&until=                  AI-BOM, CycloneDX 1.6 JSON (proxy.trust.bom)
 
 Errors are JSON ``{"error": "..."}`` with a 4xx status; bad input never reaches a 500.  A POST
 must say ``Content-Type: application/json``: a cross-site HTML form cannot send that without a
@@ -26,6 +27,7 @@ from aiohttp import web
 from ..appkeys import BLOBS, FILLER, META, METRICS, POLICY, RECORDS
 from ..metrics_collectors import METER, fills_in_flight
 from ..policy.manager import PolicyStatus
+from ..trust.bom import MEDIA_TYPE, bom_json, parse_filter
 from ..trust.records import Approval, TrustRecords, Verdict
 from .auth import json_error, require_admin
 
@@ -184,9 +186,20 @@ def _table_counts(c: sqlite3.Connection) -> dict[str, int]:
     return {n: c.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in sorted(names)}  # noqa: S608
 
 
+async def bom(request: web.Request) -> web.Response:
+    require_admin(request)
+    try:
+        where = parse_filter(request.query)
+    except ValueError as e:
+        raise json_error(web.HTTPBadRequest, str(e)) from None
+    text = await bom_json(_records(request), where)
+    return web.Response(text=text, headers={"Content-Type": MEDIA_TYPE})
+
+
 def setup_api(app: web.Application) -> None:
     app.router.add_get("/admin/api/decisions", decisions)
     app.router.add_get("/admin/api/quarantine", quarantine)
     app.router.add_post("/admin/api/quarantine/{sha256}", approve)
     app.router.add_post("/admin/api/policy/reload", reload_policy)
     app.router.add_get("/admin/api/stats", stats)
+    app.router.add_get("/admin/api/bom", bom)

@@ -24,6 +24,7 @@ from mirror_store.fill import Fill, Filler, FillFailed
 
 from ..errors import AirlockError, OfflineMiss, UpstreamInvalid
 from ..serving import send_blob, send_fill
+from ..trust.attest_served import OnServed, notify_served
 from .model import FileMeta, RepoRef
 from .sources import Auth, HubSource
 from .stored import HfTables
@@ -82,19 +83,25 @@ class HfFiles:
         headers["Content-Length"] = str(ctx.meta.size)
         return web.Response(status=200, headers=headers)
 
-    async def get(self, request: web.Request, ctx: HfFileContext) -> web.StreamResponse:
+    async def get(
+        self, request: web.Request, ctx: HfFileContext, on_served: OnServed | None = None
+    ) -> web.StreamResponse:
+        """The file's bytes; *on_served* learns the digest (or the fill) of a body sent."""
         content_type = text_type(ctx.meta.path)
         headers = self.headers(ctx)
         headers.pop("ETag")  # send_blob/send_fill set the sha256 as the strong ETag
         digest = await self.known_digest(ctx.meta)
         if digest is not None:
             try:
-                return await send_blob(
+                resp = await send_blob(
                     request, self._blobs.blob_path(digest), digest, content_type, headers
                 )
             except FileNotFoundError:  # quarantined or collected since: fetch it again
                 self._digests.pop(ctx.meta.content_key, None)
                 await self._tables.forget_digest(digest)
+            else:
+                notify_served(request, resp, on_served, digest)
+                return resp
         if self._source.offline:
             raise OfflineMiss(
                 f"{ctx.repo.key}/{ctx.meta.path} is not in the mirror and offline mode is on"
@@ -102,16 +109,19 @@ class HfFiles:
         fill = self._start(ctx)
         hint = ctx.meta.sha256 if ctx.meta.lfs else None
         try:
-            resp = await send_fill(request, fill, hint, content_type, headers)
-            if resp is not None:
-                return resp
+            streamed = await send_fill(request, fill, hint, content_type, headers)
+            if streamed is not None:
+                notify_served(request, streamed, on_served, fill)  # nothing if the fill failed
+                return streamed
             digest = await fill.wait_finished()
         except FillFailed as e:
             raise _fill_error(ctx, e) from e
         path = await asyncio.to_thread(self._blobs.path, digest)
         if path is None:
             raise UpstreamInvalid(f"{ctx.meta.path} vanished from the store")
-        return await send_blob(request, path, digest, content_type, headers)
+        resp = await send_blob(request, path, digest, content_type, headers)
+        notify_served(request, resp, on_served, digest)
+        return resp
 
     def _start(self, ctx: HfFileContext) -> Fill:
         meta = ctx.meta

@@ -15,6 +15,7 @@ from aiohttp import web
 from ..decision import Client
 from ..errors import BadRequest
 from ..identity import CLIENT_KEY, UPSTREAM_AUTH_KEY, client_of
+from ..trust.attest_served import capture_decision, hf_hook
 from .errors import HubNotFound, HubRefused
 from .files import HfFiles
 from .model import RepoInfo
@@ -111,11 +112,14 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     if isinstance(route, Resolve):
         _method(request, "GET", "HEAD")
-        ctx = await service.resolve(route, _auth(request), _client(request))
+        client = _client(request)
+        with capture_decision() as decided:  # for the served log: this request's decision
+            ctx = await service.resolve(route, _auth(request), client)
         files = request.app[FILES]
         if request.method == "HEAD":
             return files.head(ctx)
-        return await files.get(request, ctx)
+        served = hf_hook(request, client, ctx.repo, ctx.commit, ctx.meta.path, decided)
+        return await files.get(request, ctx, served)
     assert isinstance(route, Api)
     pairs = query_pairs(request.rel_url.raw_query_string)
     if route.op in ("info", "revision"):

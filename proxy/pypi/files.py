@@ -25,6 +25,7 @@ from ..decision import Client, Decision, Reason, Subject
 from ..errors import NotFound, OfflineMiss, UpstreamInvalid, UpstreamUnavailable
 from ..logging import log_decision
 from ..serving import send_blob, send_fill
+from ..trust.attest_served import OnServed, notify_served, pypi_hook
 from ..upstream import UpstreamClient
 from .filefacts import file_facts
 from .model import File
@@ -173,11 +174,13 @@ class PypiFiles:
         record_as: str,
         client: Client,
         content_type: str,
+        on_served: OnServed | None = None,
     ) -> web.StreamResponse:
         fill = self._start_fill(upstream, project, f, url, expected, size, record_as, client)
         try:
             resp = await send_fill(request, fill, expected.get("sha256"), content_type)
             if resp is not None:
+                notify_served(request, resp, on_served, fill)
                 return resp
             digest = await fill.wait_finished()
         except FillFailed as e:
@@ -185,14 +188,18 @@ class PypiFiles:
         path = await self.stored_path(digest)
         if path is None:
             raise UpstreamInvalid(f"{record_as} vanished from the store")
-        return await send_blob(request, path, digest, content_type)
+        resp = await send_blob(request, path, digest, content_type)
+        notify_served(request, resp, on_served, digest)
+        return resp
 
     async def serve_file(
         self, request: web.Request, project: str, filename: str, client: Client
     ) -> web.StreamResponse:
-        page, f, _ = await self._index.file(project, filename, client)
+        page, f, decision = await self._index.file(project, filename, client)
+        on_served = pypi_hook(request, page.upstream, project, filename, client, decision)
         stored = await self._send_stored(request, project, filename, OCTET)
         if stored is not None:
+            notify_served(request, stored, on_served, self._digests[(project, filename)])
             return stored
         if self._offline:
             raise OfflineMiss(f"{filename} is not in the mirror and offline mode is on")
@@ -203,7 +210,17 @@ class PypiFiles:
                 headers["Content-Length"] = str(f.size)
             return web.Response(status=200, headers=headers)
         resp = await self._fill(
-            request, page.upstream, project, f, f.url, expected, f.size, filename, client, OCTET
+            request,
+            page.upstream,
+            project,
+            f,
+            f.url,
+            expected,
+            f.size,
+            filename,
+            client,
+            OCTET,
+            on_served,
         )
         if filename.endswith(".whl") and f.core_metadata is False:
             task = asyncio.create_task(self._synthesize(project, filename))

