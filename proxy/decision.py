@@ -111,6 +111,39 @@ class Decision:
     def file_reasons(self, filename: str) -> tuple[Reason, ...]:
         return self.reasons + self.file_denials.get(filename, ())
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "allow": self.allow,
+            "reasons": _pairs(self.reasons),
+            "file_denials": {k: _pairs(v) for k, v in self.file_denials.items()},
+            "revision": self.revision,
+            "engine": self.engine,
+            "enforced": self.enforced,
+            "warnings": _pairs(self.warnings),
+            "monitored": _pairs(self.monitored),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Decision:
+        return cls(
+            allow=bool(d["allow"]),
+            reasons=_reasons(d["reasons"]),
+            file_denials={k: _reasons(v) for k, v in d["file_denials"].items()},
+            revision=str(d["revision"]),
+            engine=str(d["engine"]),
+            enforced=bool(d["enforced"]),
+            warnings=_reasons(d["warnings"]),
+            monitored=_reasons(d["monitored"]),
+        )
+
     def summary(self, filename: str | None = None) -> str:
         reasons = self.file_reasons(filename) if filename else self.reasons
         return "; ".join(str(r) for r in reasons) or "denied by policy"
+
+
+def _pairs(reasons: tuple[Reason, ...]) -> list[list[str]]:
+    return [[r.rule, r.message] for r in reasons]
+
+
+def _reasons(pairs: list[list[str]]) -> tuple[Reason, ...]:
+    return tuple(Reason(str(rule), str(message)) for rule, message in pairs)

@@ -21,6 +21,7 @@ from ..errors import Denied, NotFound
 from ..logging import log_decision
 from ..policy.batch import decide_chunked
 from ..policy.engine import PolicyEngine, apply_monitor
+from .decisions import PageDecisionStore, key_digest
 from .facts import PypiFacts
 from .filefacts import file_facts
 from .model import File
@@ -50,9 +51,11 @@ class PolicyIndex:
         mode: Literal["enforce", "monitor"],
         denied_files: Literal["yank", "hide"],
         facts: PypiFacts | None = None,
+        store: PageDecisionStore | None = None,
     ) -> None:
         self._inner = inner
         self._facts = facts
+        self._store = store
         self._engine = engine
         self._kinds = kinds
         self._monitor = mode == "monitor"
@@ -101,13 +104,14 @@ class PolicyIndex:
         )
 
     def _key(self, page: ProjectPage, client: Client) -> tuple[object, ...]:
-        # The page's parsed object stands for its content (the stored layer keeps the same
-        # object while upstream answers "not modified"); the view holds it, so its id is not
-        # reused while the entry lives.
+        # Everything the page decision depends on besides the clock: the page content, the
+        # fetch's own facts, the policy revision and the client's groups.
         return (
             page.detail.name,
             page.upstream,
-            id(page.detail),
+            page.content_id or id(page.detail),
+            page.internal_errors,
+            page.previously_internal,
             self._engine.revision,
             client.groups,
         )
@@ -116,7 +120,7 @@ class PolicyIndex:
         """A current view; an expired one is still returned while a refresh runs in the
         background (time-dependent rules may lag by one evaluation, never the policy)."""
         view = self._cache.get(key)
-        if view is None or view.page_detail is not page.detail:
+        if view is None or (not page.content_id and view.page_detail is not page.detail):
             return None
         self._cache.move_to_end(key)
         if time.monotonic() - view.at >= DECISION_TTL and key not in self._refreshing:
@@ -125,6 +129,27 @@ class PolicyIndex:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return view
+
+    async def _remember(self, key: tuple[object, ...], view: _View) -> _View:
+        self._cache[key] = view
+        while len(self._cache) > CACHE_ENTRIES:
+            self._cache.popitem(last=False)
+        return view
+
+    async def _stored(
+        self, key: tuple[object, ...], page: ProjectPage, client: Client
+    ) -> _View | None:
+        """The decision a previous run of the proxy made on this very page, if kept."""
+        if self._store is None or not page.content_id:
+            return None
+        hit = await self._store.get(key_digest(key))
+        if hit is None:
+            return None
+        decided_at, decision = hit
+        age = max(0.0, time.time() - decided_at)
+        view = _View(time.monotonic() - age, decision, self._filter(page, decision), page.detail)
+        await self._remember(key, view)
+        return self._cached(key, page, client)  # schedules a refresh when it is old
 
     async def _refresh(self, key: tuple[object, ...], page: ProjectPage, client: Client) -> None:
         try:
@@ -137,9 +162,9 @@ class PolicyIndex:
         decision = await self._decide(subject)
         view = _View(time.monotonic(), decision, self._filter(page, decision), page.detail)
         if decision.error is None:
-            self._cache[key] = view
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
+            await self._remember(key, view)
+            if self._store is not None and page.content_id:
+                await self._store.put(key_digest(key), page.detail.name, decision)
         return view
 
     def _filter(self, page: ProjectPage, decision: Decision) -> ProjectPage:
@@ -162,7 +187,11 @@ class PolicyIndex:
         """
         page = await self._inner.project(name)
         key = self._key(page, client)
-        view = self._cached(key, page, client) or await self._evaluate(key, page, client)
+        view = (
+            self._cached(key, page, client)
+            or await self._stored(key, page, client)
+            or await self._evaluate(key, page, client)
+        )
         decision = view.decision
         subject = Subject("pypi", "page", name, page.upstream, client)  # for the log line
         log_decision(

@@ -5,6 +5,7 @@ Used by the server's composition root and by ``airlock check pypi``, so both dec
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from ..policy.manager import PolicyManager
 from ..policy.snapshot import Snapshot
 from ..settings import Settings, UpstreamSettings, default_pypi_upstream
 from ..upstream import UpstreamClient
+from .decisions import PageDecisionStore
 from .facts import PypiFacts, prepare_async
 from .files import PypiFiles
 from .policy import PolicyIndex
@@ -79,6 +81,7 @@ async def build_pypi(
         mode=settings.policy.mode,
         denied_files=settings.pypi.denied_files,
         facts=facts,
+        store=await asyncio.to_thread(PageDecisionStore, meta),  # schema: sync sqlite
     )
     files = PypiFiles(policy, meta, blobs, filler, clients, settings.pypi.offline)
     return PypiStack(upstreams, clients, stored, policy, files, facts, sessions)

@@ -10,6 +10,7 @@ is outermost, so a new policy covers already-mirrored content without a re-fetch
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ class ProjectPage:
     checked_at: float = 0.0  # when a stale page last tried its upstream
     internal_errors: tuple[str, ...] = ()  # internal indexes that could not be asked
     previously_internal: bool = False  # an internal index served this name before
+    content_id: str = ""  # sha256 of the stored page: decisions are cached by content
 
 
 class Index(Protocol):
@@ -111,6 +113,7 @@ class UpstreamIndex:
                 now,
                 internal_errors=tuple(internal_errors) if settings.kind == "public" else (),
                 previously_internal=was_internal and settings.kind == "public",
+                content_id=_content_id(record.body),
             )
             return _Fetched(page, record)
         if errors or internal_errors:
@@ -121,11 +124,17 @@ class UpstreamIndex:
         return ProjectList(())
 
 
+def _content_id(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
 def _page_from_record(
     name: str, rec: PageRecord, stale: str | None = None, checked_at: float = 0.0
 ) -> ProjectPage:
     detail = parse_json(name, rec.body, "")
-    return ProjectPage(detail, rec.upstream, rec.fetched_at, stale, checked_at)
+    return ProjectPage(
+        detail, rec.upstream, rec.fetched_at, stale, checked_at, content_id=_content_id(rec.body)
+    )
 
 
 class StoredIndex:

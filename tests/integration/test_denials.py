@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -101,3 +102,31 @@ async def test_monitor_mode_logs_but_serves(
     )
     pinned = await pip_install(proxy.simple, "tiny-lib==1.1", target=tmp_path / "b", home=tmp_path)
     assert pinned.returncode == 0, pinned.output
+
+
+async def test_page_decisions_survive_a_restart(
+    start_proxy: ProxyFactory, fake_index: FakeIndex, policies_dir: Path
+) -> None:
+    """A second proxy on the same store serves the page from the kept decision: no evaluation."""
+    from proxy.appkeys import ENGINE
+
+    first = await _proxy_denying(start_proxy, fake_index, policies_dir)
+    async with aiohttp.ClientSession() as s:
+        async with s.get(first.simple + "tiny-lib/") as r:
+            before = await r.text()
+    second = await start_proxy(UpstreamSettings(name="fake", url=fake_index.simple_url))
+    engine = second.app[ENGINE]
+    calls: list[object] = []
+    real = engine.decide
+
+    async def counting(subject: Any) -> Any:
+        calls.append(subject)
+        return await real(subject)
+
+    engine.decide = counting  # type: ignore[method-assign]
+    async with aiohttp.ClientSession() as s:
+        async with s.get(second.simple + "tiny-lib/") as r:
+            after = await r.text()
+    assert calls == []
+    assert after == before
+    assert REASON in after
