@@ -156,21 +156,27 @@ class PypiFacts:
     # -- file facts ---------------------------------------------------------------------------
 
     def files(self, name: str, files: tuple[FileFacts, ...]) -> tuple[FileFacts, ...]:
-        """Add OSV matches and pin verdicts to each file (only for projects that have any)."""
+        """Add OSV matches and pin verdicts to the files of projects that have any.
+
+        Files of other projects carry neither key (the input stays small: its size is most of
+        the engine's cost); the rules read a missing ``osv`` as no match and a missing ``pin``
+        as "not on the approved list".
+        """
         osv, pins = self._lists.osv, self._lists.pins
         has_pins = pins is not None and pins.for_project(name) is not None
+        has_osv = osv is not None and bool(osv.matches(name, None))
+        if not has_pins and not has_osv:
+            return files
         out = []
         for f in files:
             extra: dict[str, Any] = {}
-            if osv is not None:
-                extra["osv"] = [m.to_input() for m in osv.matches(name, f.version)]
-            if pins is not None:
+            if has_osv and osv is not None:
+                matches = osv.matches(name, f.version)
+                if matches:
+                    extra["osv"] = [m.to_input() for m in matches]
+            if has_pins and pins is not None:
                 sha = f.hashes.get("sha256")
-                extra["pin"] = (
-                    pins.check(name, f.version or "", sha).to_input()
-                    if has_pins
-                    else {"pinned_project": False, "version_ok": False, "hash_ok": None}
-                )
+                extra["pin"] = pins.check(name, f.version or "", sha).to_input()
             out.append(replace(f, extra=f.extra | extra) if extra else f)
         return tuple(out)
 
