@@ -7,7 +7,8 @@
 #   input.client            {id, groups, address}
 #   input.now_ns            current time (ns)
 #   input.files[]           {filename, version, kind, hashes (algorithm names), size,
-#                            upload_time_ns, yanked, requires_python,
+#                            upload_time_ns (null: unknown), yanked (only when true),
+#                            requires_python (only when given),
 #                            osv: [{id, kind, severity, summary}]      (when OSV lists exist)
 #                            pin: {pinned_project, version_ok, hash_ok} (when pins exist)
 #                            provenance: {present, publisher, recorded_publisher, finding}

@@ -28,16 +28,23 @@ class FileFacts:
     extra: dict[str, Any] = field(default_factory=dict)  # per-file facts (osv, pin, provenance)
 
     def to_input(self) -> dict[str, Any]:
-        return self.extra | {
+        # The input's size is most of the embedded engine's cost (a page may list thousands of
+        # files), so two optional facts are left out when they say nothing: ``yanked`` (absent
+        # = false) and ``requires_python`` (absent = none).  ``upload_time_ns`` stays explicit
+        # (null = unknown), because a missing age must be able to deny.
+        doc = self.extra | {
             "filename": self.filename,
             "version": self.version,
             "kind": self.kind,
             "hashes": sorted(self.hashes),  # algorithm names: values stay in Python
             "size": self.size,
             "upload_time_ns": self.upload_time_ns,
-            "yanked": self.yanked,
-            "requires_python": self.requires_python,
         }
+        if self.yanked:
+            doc["yanked"] = True
+        if self.requires_python is not None:
+            doc["requires_python"] = self.requires_python
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
