@@ -13,11 +13,17 @@ import aiohttp
 import pytest
 
 from proxy.admin.setup import RECORDER
-from proxy.admin.testing import ADMIN_TOKEN, CI_TOKEN, Running, running_app, settings_for_tests
 from proxy.appkeys import RECORDS
 from proxy.settings import UpstreamSettings
 from proxy.trust.records import Verdict
 from tests.clients import pip_install
+from tests.fakes.admin_testing import (
+    ADMIN_TOKEN,
+    CI_TOKEN,
+    Running,
+    running_app,
+    settings_for_tests,
+)
 from tests.fakes.pypi_index import FakeIndex
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

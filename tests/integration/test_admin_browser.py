@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from proxy.admin.testing import ADMIN_TOKEN, running_app, settings_for_tests
 from proxy.appkeys import RECORDS
 from proxy.trust.records import Verdict
+from tests.fakes.admin_testing import ADMIN_TOKEN, running_app, settings_for_tests
 
 DIGEST = "5e" * 32
 CHROMIUM_ARGS = [

@@ -10,9 +10,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from proxy.admin.testing import ADMIN_TOKEN, CI_TOKEN, Running, running_app, settings_for_tests
 from proxy.appkeys import RECORDS
 from proxy.trust.records import Verdict
+from tests.fakes.admin_testing import (
+    ADMIN_TOKEN,
+    CI_TOKEN,
+    Running,
+    running_app,
+    settings_for_tests,
+)
 
 DIGEST = "ef" * 32
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'

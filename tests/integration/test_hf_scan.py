@@ -99,3 +99,43 @@ def _env(proxy: HfProxy) -> dict[str, str]:
     env["AIRLOCK_STORE__PATH"] = str(proxy.settings.store.path)
     env["AIRLOCK_POLICY__PATH"] = str(proxy.policies)
     return env
+
+
+async def test_approving_in_the_admin_page_lets_the_download_through(
+    hub: FakeHub, tmp_path: Path
+) -> None:
+    """Quarantined on download; an admin approves it in a real browser; the download works."""
+    from playwright.async_api import async_playwright, expect
+
+    from tests.fakes.admin_testing import ADMIN_TOKEN, access_for_tests
+    from tests.integration.test_admin_browser import CHROMIUM_ARGS, _chromium
+
+    chromium = _chromium()
+    commit = hub.commit_sha(RISKY, "main")
+    async with hf_proxy(tmp_path, hub.url, access=access_for_tests()) as proxy:
+        env = hf_env(proxy.endpoint, tmp_path / "home")
+        bad = await run_hf(_fetch(RISKY, "pytorch_model.bin", commit), env)
+        assert bad.error is not None
+        assert "os.system" in bad.error.message
+        digest = hashlib.sha256(EVIL).hexdigest()
+        async with async_playwright() as pw:
+            context = await pw.chromium.launch_persistent_context(
+                str(tmp_path / "profile"),
+                executable_path=chromium,
+                headless=True,
+                args=CHROMIUM_ARGS,
+            )
+            try:
+                page = await context.new_page()
+                await page.goto(proxy.url + "/admin/login")
+                await page.fill('input[name="token"]', ADMIN_TOKEN)
+                await page.click('button[type="submit"]')
+                row = page.locator(f"#q-{digest}")
+                await expect(row).to_contain_text("os.system")
+                await row.locator('input[name="reason"]').fill("vetted fixture")
+                await row.locator('button[value="approve"]').click()
+                await expect(row.locator(".status")).to_have_text("approved")
+            finally:
+                await context.close()
+        ok = await run_hf(_fetch(RISKY, "pytorch_model.bin", commit), env)
+        assert bytes.fromhex(ok.ok()) == EVIL

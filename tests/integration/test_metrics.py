@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.admin.testing import ADMIN_TOKEN, Running, running_app, settings_for_tests
 from proxy.settings import UpstreamSettings
 from tests.clients import pip_install
+from tests.fakes.admin_testing import ADMIN_TOKEN, Running, running_app, settings_for_tests
 from tests.fakes.pypi_index import FakeIndex
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..app import create_app
-from ..settings import (
+from proxy.app import create_app
+from proxy.settings import (
     AccessSettings,
     ClientSettings,
     PolicySettings,
@@ -24,8 +24,8 @@ from ..settings import (
     UpstreamSettings,
 )
 
-ADMIN_TOKEN = "test-admin-token-0123456789"  # noqa: S105 - a test value; client "root-admin"
-CI_TOKEN = "test-ci-token-0123456789"  # noqa: S105 - a test value; client "ci-runner"
+ADMIN_TOKEN = "test-admin-token-0123456789"
+CI_TOKEN = "test-ci-token-0123456789"
 
 
 def access_for_tests() -> AccessSettings:
