@@ -16,7 +16,7 @@ from mirror_store.fill import Filler
 from mirror_store.metadata import SqliteMetadata
 
 from .admin.setup import observer, setup_admin
-from .appkeys import BLOBS, ENGINE, FILLER, META, POLICY, SETTINGS
+from .appkeys import BLOBS, ENGINE, FILLER, IDENTITY, META, POLICY, SETTINGS
 from .errors import error_middleware
 from .health import setup_health
 from .hf.setup import setup_hf
@@ -33,15 +33,17 @@ log = structlog.get_logger("airlock")
 
 
 def create_app(settings: Settings) -> web.Application:
+    registry = IdentityRegistry(settings.access.clients)
     app = web.Application(
         middlewares=[
             request_context_middleware,
-            identity_middleware(IdentityRegistry(settings.access.clients), settings.access),
+            identity_middleware(registry, settings.access),
             error_middleware,
         ],
         client_max_size=1024 * 1024,
     )
     app[SETTINGS] = settings
+    app[IDENTITY] = registry
     app.cleanup_ctx.append(_lifecycle)
     setup_hf(app)  # after _lifecycle: its cleanup_ctx reads the shared store and engine
     setup_admin(app)  # admin API/page, /metrics: metrics now, its cleanup_ctx after the core's

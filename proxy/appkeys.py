@@ -10,6 +10,7 @@ from mirror_store.blobs import LocalBlobStore
 from mirror_store.fill import Filler
 from mirror_store.metadata import SqliteMetadata
 
+from .identity import IdentityRegistry
 from .metrics import Metrics
 from .policy.factory import Engine
 from .policy.manager import PolicyManager
@@ -30,3 +31,6 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")  # created by setup_admin, 
 RECORDS: web.AppKey[TrustRecords] = web.AppKey("trust_records")
 SERVED_LOG: web.AppKey[ServedRecorder] = web.AppKey("served_log")  # served rows + approvals
 ATTESTOR: web.AppKey[Attestor] = web.AppKey("attestor")  # the signing key and envelopes
+
+# The identity registry the middleware consults (config clients plus API-made ones).
+IDENTITY: web.AppKey[IdentityRegistry] = web.AppKey("identity")

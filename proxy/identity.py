@@ -41,6 +41,10 @@ class IdentityRegistry:
     def add(self, client: Client, token_sha256: str) -> None:
         self._by_digest[token_sha256] = client
 
+    def remove(self, client_id: str) -> None:
+        for digest in [d for d, c in self._by_digest.items() if c.id == client_id]:
+            del self._by_digest[digest]
+
     def __len__(self) -> int:
         return len(self._by_digest)
 

@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..appkeys import META, RECORDS, SETTINGS
-from ..identity import IdentityRegistry
+from ..appkeys import IDENTITY, META, RECORDS
 from ..logging import add_decision_sink
 from ..metrics_collectors import setup_metrics
 from ..metrics_collectors import upstream_observer as observer
 from ..trust.records import TrustRecords
 from .api import setup_api
+from .clients import CLIENTS, ClientStore, load_clients, setup_clients
 from .page import IDENTITIES, SESSIONS, setup_page
 from .recorder import DecisionRecorder
 from .sessions import SessionStore
@@ -36,8 +36,9 @@ def setup_admin(app: web.Application) -> None:
     app[SESSIONS] = SessionStore()
     # The page's login form checks tokens against the same configured clients as the
     # identity middleware (which only reads Authorization headers).
-    app[IDENTITIES] = IdentityRegistry(app[SETTINGS].access.clients)
+    app[IDENTITIES] = app[IDENTITY]  # the same registry, API-made clients included
     setup_api(app)
+    setup_clients(app)
     setup_page(app)
     app.cleanup_ctx.append(_admin_lifecycle)
 
@@ -45,6 +46,8 @@ def setup_admin(app: web.Application) -> None:
 async def _admin_lifecycle(app: web.Application) -> AsyncIterator[None]:
     if RECORDS not in app:  # the scanner wiring may have made it already
         app[RECORDS] = await asyncio.to_thread(TrustRecords, app[META])  # schema: sync sqlite
+    app[CLIENTS] = await asyncio.to_thread(ClientStore, app[META])  # schema: sync sqlite
+    await load_clients(app)
     recorder = app[RECORDER]
     recorder.start(app[RECORDS])
     try:
