@@ -84,7 +84,8 @@ class HfSettings:
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
     path: Path = Path("policies")
-    engine: Literal["regopy", "opa"] = "regopy"  # "opa": an external OPA server (opa_url)
+    # "opa": an external OPA server (opa_url); "opa-embedded": OPA in-process (optional package)
+    engine: Literal["regopy", "opa", "opa-embedded"] = "regopy"
     opa_url: str = ""  # e.g. "http://127.0.0.1:8181"; the proxy pushes the policy there
     mode: Literal["enforce", "monitor"] = "enforce"  # monitor: decide and log, never block
     timeout: float = 2.0  # seconds per evaluation before it counts as an error (deny)

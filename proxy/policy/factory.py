@@ -7,12 +7,13 @@ import time
 from collections.abc import Mapping
 
 from ..settings import PolicySettings
+from .golib import GolibEngine
 from .manager import load_compiled
 from .opa import OpaEngine, OpaUnavailable
 from .rego import RegopyEngine
 from .snapshot import PolicyError, Snapshot, load_snapshot
 
-Engine = RegopyEngine | OpaEngine
+Engine = RegopyEngine | OpaEngine | GolibEngine
 
 OPA_STARTUP_WAIT = 15.0  # seconds to wait for an OPA started next to the proxy (sidecar)
 
@@ -50,6 +51,18 @@ async def create_engine(
             await engine.close()
             raise
         return snapshot, engine
+    if policy.engine == "opa-embedded":
+        from .golib import GolibEngine, available
+
+        if not available():
+            raise PolicyError(
+                'policy.engine = "opa-embedded" needs opa-golib-python-bindings: pip install '
+                "--ignore-requires-python opa-golib-python-bindings==0.4.4"
+            )
+        snapshot = await asyncio.to_thread(load_snapshot, policy.path)
+        golib = GolibEngine(workers=policy.workers, timeout=policy.timeout, upstream_kinds=kinds)
+        await golib.load(snapshot)
+        return snapshot, golib
     snapshot, compiled = await load_compiled(policy.path)
     return snapshot, RegopyEngine(
         compiled, workers=policy.workers, timeout=policy.timeout, upstream_kinds=kinds

@@ -17,6 +17,7 @@ from pathlib import Path
 import structlog
 
 from .check import canary_check
+from .golib import GolibEngine
 from .opa import OpaEngine
 from .rego import Compiled, RegopyEngine, compile_snapshot
 from .snapshot import PolicyError, Snapshot, fingerprint, load_snapshot
@@ -67,7 +68,9 @@ class PolicyStatus:
 
 
 class PolicyManager:
-    def __init__(self, root: Path, engine: RegopyEngine | OpaEngine, interval: float) -> None:
+    def __init__(
+        self, root: Path, engine: RegopyEngine | OpaEngine | GolibEngine, interval: float
+    ) -> None:
         self._root = root
         self._engine = engine
         self._interval = interval
@@ -84,7 +87,7 @@ class PolicyManager:
         async with self._lock:
             self._fingerprint = await asyncio.to_thread(fingerprint, self._root)
             try:
-                if isinstance(self._engine, OpaEngine):  # OPA checks it: push, canaries, rollback
+                if isinstance(self._engine, OpaEngine | GolibEngine):  # OPA compiles and checks it
                     snapshot = await asyncio.to_thread(load_snapshot, self._root)
                     if snapshot.revision == self._engine.revision:
                         return self.status

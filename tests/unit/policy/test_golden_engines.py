@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from proxy.decision import Decision, Subject
+from proxy.policy.golib import GolibEngine
+from proxy.policy.golib import available as golib_available
 from proxy.policy.opa import OpaEngine
 from proxy.policy.rego import RegopyEngine, compile_snapshot
 from proxy.policy.snapshot import load_snapshot
@@ -102,4 +104,20 @@ async def test_golden_on_opa(
     finally:
         await engine.close()
     assert (decision.engine, decision.revision) == ("opa-http", snapshot.revision)
+    check(decision, case["expect"])
+
+
+@pytest.mark.parametrize(("ecosystem", "case"), CASES)
+async def test_golden_on_opa_embedded(ecosystem: str, case: dict[str, Any], tmp_path: Path) -> None:
+    if not golib_available():
+        pytest.skip("opa-golib-python-bindings is not installed (make test installs it)")
+    subject_of, default, check = _golden(ecosystem)
+    snapshot = load_snapshot(_policies(tmp_path, ecosystem, case, default))
+    engine = GolibEngine(workers=1, upstream_kinds=KINDS)
+    try:
+        await engine.load(snapshot)
+        decision = await engine.decide(subject_of(case["subject"]))
+    finally:
+        await engine.close()
+    assert (decision.engine, decision.revision) == ("opa-embedded", snapshot.revision)
     check(decision, case["expect"])
