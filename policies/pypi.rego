@@ -15,7 +15,8 @@
 #                                                                       (downloads only)}
 #   input.facts             {typosquat: [{target, method, score, score_text}],
 #                            identity: [{kind, message}], internal_errors: [..],
-#                            previously_internal, upstream_kind, stale}
+#                            previously_internal, upstream_kind, stale,
+#                            osv (true when some file has OSV matches)}
 # Data (admin-edited): data.airlock.config.pypi  (policies/data/pypi.json), merged over the
 # defaults below; data.airlock.config.pypi.groups.<group> overrides it for client groups.
 package airlock.pypi
@@ -65,6 +66,7 @@ deny contains {"rule": "deny-list", "message": msg} if {
 }
 
 file_deny contains {"filename": f.filename, "rule": "deny-list", "message": msg} if {
+	count(cfg.deny_files) > 0
 	some f in input.files
 	reason := cfg.deny_files[f.filename]
 	msg := concat("", ["file '", f.filename, "' is on the deny list: ", reason])
@@ -194,8 +196,13 @@ severity_rank := {"LOW": 1, "MODERATE": 2, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4
 
 osv_exempt(id) if id in object.get(cfg.osv.exempt, input.project, [])
 
+# The proxy sets facts.osv to false when no file of the project has an OSV match, so these
+# rules skip the files; an input without the fact (written by hand) is checked file by file.
+osv_facts if not input.facts.osv == false
+
 file_deny contains {"filename": f.filename, "rule": "osv-malicious", "message": msg} if {
 	cfg.osv.deny_malicious
+	osv_facts
 	some f in input.files
 	some m in f.osv
 	m.kind == "malicious"
@@ -205,6 +212,7 @@ file_deny contains {"filename": f.filename, "rule": "osv-malicious", "message": 
 
 file_deny contains {"filename": f.filename, "rule": "osv-vulnerable", "message": msg} if {
 	threshold := severity_rank[cfg.osv.min_severity]
+	osv_facts
 	some f in input.files
 	some m in f.osv
 	m.kind == "vulnerability"
@@ -228,6 +236,7 @@ deny contains {"rule": "project-identity", "message": msg} if {
 
 file_deny contains {"filename": f.filename, "rule": "provenance", "message": f.provenance.finding} if {
 	cfg.provenance.enforce
+	input.action != "page" # provenance facts exist for downloads only
 	not exempt(cfg.provenance.exempt)
 	some f in input.files
 	f.provenance.finding != null

@@ -93,6 +93,7 @@ class PolicyIndex:
         else:
             extra = await self._facts.project(page, kind)
             facts = self._facts.files(page.detail.name, facts)
+            extra["osv"] = any("osv" in f.extra for f in facts)  # lets the OSV rules skip
         return Subject(
             ecosystem="pypi",
             action=action,

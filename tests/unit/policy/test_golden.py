@@ -46,14 +46,16 @@ def _file(f: dict[str, Any]) -> FileFacts:
 
 def subject_of(d: dict[str, Any]) -> Subject:
     upstream = d.get("upstream", "public")
+    files = tuple(_file(f) for f in d["files"])
+    osv = {"osv": any("osv" in f.extra for f in files)}  # as PolicyIndex sets it
     return Subject(
         "pypi",
         d.get("action", "page"),
         d["project"],
         upstream,
         client=Client(id="golden", groups=tuple(d.get("groups", ()))),
-        files=tuple(_file(f) for f in d["files"]),
-        extra=FACT_DEFAULTS | {"upstream_kind": upstream} | d.get("facts", {}),
+        files=files,
+        extra=FACT_DEFAULTS | {"upstream_kind": upstream} | osv | d.get("facts", {}),
     )
 
 
