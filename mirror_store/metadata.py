@@ -66,9 +66,6 @@ class MetadataStore(Protocol):
     async def touch_page(self, ecosystem: str, name: str, fetched_at: float) -> None: ...
     async def page_names(self, ecosystem: str) -> list[str]: ...
     async def get_file(self, ecosystem: str, name: str, filename: str) -> FileRecord | None: ...
-    async def set_file_digest(
-        self, ecosystem: str, name: str, filename: str, digest: Digest
-    ) -> None: ...
     async def upsert_file(self, ecosystem: str, name: str, record: FileRecord) -> None: ...
     async def files_with_digest(self, ecosystem: str, name: str) -> dict[str, Digest]: ...
     async def referenced_digests(self) -> set[str]: ...
@@ -164,17 +161,6 @@ class SqliteMetadata:
             return FileRecord(row[0], row[1], json.loads(row[2]), row[3], row[4])
 
         return await self._run(q)
-
-    async def set_file_digest(
-        self, ecosystem: str, name: str, filename: str, digest: Digest
-    ) -> None:
-        await self._run(
-            lambda c: c.execute(
-                "UPDATE files SET digest=?, stored_at=?"
-                " WHERE ecosystem=? AND name=? AND filename=?",
-                (digest, time.time(), ecosystem, name, filename),
-            )
-        )
 
     async def upsert_file(self, ecosystem: str, name: str, record: FileRecord) -> None:
         row = (

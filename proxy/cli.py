@@ -13,12 +13,10 @@ import asyncio
 import dataclasses
 import inspect
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from .settings import Settings, SettingsError, load_settings
-
-Verb = Callable[[argparse.Namespace, Settings], int]
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:

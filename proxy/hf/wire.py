@@ -16,14 +16,6 @@ from urllib.parse import parse_qsl, urlencode
 
 from .model import FileMeta, is_sha256
 
-XET_HEADERS = (
-    "X-Xet-Hash",
-    "X-Xet-Refresh-Route",
-    "X-Xet-Cas-Url",
-    "X-Xet-Access-Token",
-    "X-Xet-Token-Expiration",
-)
-XET_RELS = ("xet-auth", "xet-reconstruction-info")
 _LINK_RE = re.compile(r"<([^>]*)>\s*((?:;\s*[^,;]+)*)")
 _REL_RE = re.compile(r';\s*rel\s*=\s*"?([^";]+)"?', re.I)
 # Query keys forwarded upstream for each endpoint; anything else is dropped.
@@ -44,26 +36,6 @@ def parse_links(value: str) -> list[tuple[str, str]]:
         rel = _REL_RE.search(m.group(2) or "")
         out.append((m.group(1).strip(), rel.group(1).strip().lower() if rel else ""))
     return out
-
-
-def rebase_links(value: str, upstream_base: str, proxy_base: str) -> str | None:
-    """Keep ``Link`` entries that point into the upstream hub, re-rooted at the proxy.
-
-    Xet rels and links to any other origin are dropped (the client must never leave us).
-    Returns None when nothing is left.
-    """
-    kept = []
-    for url, rel in parse_links(value):
-        if rel in XET_RELS:
-            continue
-        if url.startswith(upstream_base + "/"):
-            target = proxy_base + url[len(upstream_base) :]
-        elif url.startswith("/"):
-            target = proxy_base + url
-        else:
-            continue
-        kept.append(f'<{target}>; rel="{rel}"' if rel else f"<{target}>")
-    return ", ".join(kept) or None
 
 
 def strip_xet_json(value: Any) -> Any:

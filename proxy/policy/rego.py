@@ -194,9 +194,5 @@ class RegopyEngine:
                 fut.cancel()
                 raise TimeoutError(f"the policy engine is overloaded (queued > {MAX_QUEUE_WAIT}s)")
 
-    def decide_sync(self, subject: Subject) -> Decision:
-        """For CLI tools and tests without a running server loop."""
-        return asyncio.run(self.decide(subject))
-
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -9,24 +9,21 @@ from proxy.hf.wire import (
     normalise_query,
     parse_links,
     query_pairs,
-    rebase_links,
     strip_xet_json,
     unquote_etag,
 )
 
-UP = "http://hub.invalid"
-ME = "http://mirror.invalid:8080/hf"
 
-
-def test_rebase_links__keeps_hub_links_drops_xet_and_foreign() -> None:
+def test_parse_links__urls_and_rels() -> None:
     value = (
-        f'<{UP}/api/models/a/b/tree/main?cursor=x>; rel="next", '
-        f'<{UP}/api/models/a/b/xet-read-token/abc>; rel="xet-auth", '
-        '<http://cas.invalid/v1/reconstructions/abc>; rel="xet-reconstruction-info", '
-        '<http://cdn.invalid/file>; rel="alternate"'
+        '<http://hub.invalid/api/models/a/b/tree/main?cursor=x>; rel="next", '
+        '<http://cas.invalid/v1/reconstructions/abc>; rel="xet-reconstruction-info", </x>'
     )
-    assert rebase_links(value, UP, ME) == f'<{ME}/api/models/a/b/tree/main?cursor=x>; rel="next"'
-    assert rebase_links('<http://cas.invalid/x>; rel="xet-auth"', UP, ME) is None
+    assert parse_links(value) == [
+        ("http://hub.invalid/api/models/a/b/tree/main?cursor=x", "next"),
+        ("http://cas.invalid/v1/reconstructions/abc", "xet-reconstruction-info"),
+        ("/x", ""),
+    ]
     assert parse_links("</rel/x>; rel=next") == [("/rel/x", "next")]
 
 
