@@ -3,53 +3,16 @@ vulnerability export), version matching, severity extraction, the list file and 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from proxy.facts.osv import OsvError, OsvIndex, OsvMatch, dump_osv, osv_document
-from proxy.facts.osv_cli import register
-from proxy.facts.osv_cvss import band, base_score, roundup, severity_of_vector
-from proxy.facts.osv_import import convert_record, events_to_ranges, import_tree, severity_of
-
-DATA = Path(__file__).resolve().parents[2] / "data" / "osv"
-REPO = Path(__file__).resolve().parents[3]
-
-
-def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="airlock")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result = args.func(args)
-    assert isinstance(result, int)
-    return result
-
-
-def index_of(root: Path) -> OsvIndex:
-    records = import_tree(root).records
-    return OsvIndex.from_document(
-        osv_document(records, source="test", imported=dt.date(2026, 1, 2))
-    )
-
-
-@pytest.fixture(scope="module")
-def malicious() -> OsvIndex:
-    return index_of(DATA / "openssf")
-
-
-@pytest.fixture(scope="module")
-def vulns() -> OsvIndex:
-    return index_of(DATA / "export")
-
-
-def ids(matches: list[OsvMatch]) -> list[str]:
-    return [m.id for m in matches]
-
+from proxy.facts.osv import OsvError, OsvIndex, OsvMatch, osv_document
+from proxy.facts.osv_import import convert_record, events_to_ranges, import_tree
+from tests.unit.facts.osv_support import DATA, REPO, ids
 
 # -- import: what is kept and skipped ---------------------------------------------------------
 
@@ -264,73 +227,6 @@ def test_unknown_project_and_fast_path(vulns: OsvIndex) -> None:
 # -- severity ---------------------------------------------------------------------------------
 
 
-def test_severity_extraction(vulns: OsvIndex) -> None:
-    # database_specific.severity wins over the vector (which alone would give LOW, 3.6)
-    assert vulns.matches("jinja2", "1.0")[0].severity == "MODERATE"
-    assert vulns.matches("urllib3", "1.24.1")[0].severity == "CRITICAL"  # CVSS 3.1 vector: 9.8
-    assert vulns.matches("template-bridge", "2.0.0")[0].severity == "MODERATE"  # 6.1; v4 ignored
-    assert vulns.matches("v4only", "1.0")[0].severity == "UNKNOWN"  # only a CVSS v4 vector
-    assert vulns.matches("pyfiglet-color", "1.0")[0].severity is None  # malicious
-
-
-def test_severity_labels_and_highest_vector() -> None:
-    assert severity_of({"database_specific": {"severity": "medium"}}) == "MODERATE"
-    assert severity_of({"database_specific": {"severity": "bogus"}}) == "UNKNOWN"
-    assert severity_of({}) == "UNKNOWN"
-    low = "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:L/I:N/A:N"
-    high = "CVSS:3.0/AV:N/AC:L/PR:N/UI:R/S:U/C:H/I:H/A:H"
-    doc = {
-        "severity": [{"type": "CVSS_V3", "score": low}],
-        "affected": [{"severity": [{"type": "CVSS_V3", "score": high}]}],
-    }
-    assert severity_of(doc) == "HIGH"
-
-
-@pytest.mark.parametrize(
-    ("vector", "score"),
-    [
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", 9.8),
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H", 10.0),
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:U/C:H/I:H/A:H", 8.8),
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N", 6.1),
-        ("CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:C/C:L/I:L/A:N", 6.4),
-        ("CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:N/A:N", 5.5),
-        ("CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:L/I:N/A:N", 3.7),
-        ("CVSS:3.1/AV:L/AC:H/PR:L/UI:N/S:U/C:L/I:L/A:N", 3.6),
-        ("CVSS:3.0/AV:P/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N", 1.6),
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N", 0.0),
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/E:U/RL:O/RC:C", 9.8),  # temporal ignored
-    ],
-)
-def test_cvss_v3_base_scores(vector: str, score: float) -> None:
-    assert base_score(vector) == score
-
-
-@pytest.mark.parametrize(
-    "vector",
-    [
-        "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
-        "AV:N/AC:L/Au:N/C:P/I:P/A:P",  # CVSS v2
-        "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H",  # A missing
-        "CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
-        "CVSS:3.1/AV:N/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
-        "",
-    ],
-)
-def test_cvss_rejects_other_vectors(vector: str) -> None:
-    assert base_score(vector) is None
-    assert severity_of_vector(vector) is None
-
-
-def test_cvss_roundup_and_bands() -> None:
-    assert roundup(4.02) == 4.1
-    assert roundup(4.0) == 4.0
-    assert roundup(4.000000000000001) == 4.0  # float noise does not bump the score
-    assert [band(s) for s in (0.0, 3.9, 4.0, 6.9, 7.0, 8.9, 9.0, 10.0)] == [
-        "LOW", "LOW", "MODERATE", "MODERATE", "HIGH", "HIGH", "CRITICAL", "CRITICAL",
-    ]  # fmt: skip
-
-
 # -- list file --------------------------------------------------------------------------------
 
 
@@ -387,86 +283,4 @@ def test_shipped_default_list_is_valid_and_empty() -> None:
     assert index.matches("torchtriton", "1.0") == []
 
 
-def test_dump_is_one_project_per_line_and_round_trips() -> None:
-    records = import_tree(DATA / "openssf").records
-    doc = osv_document(records, source="s", imported=dt.date(2026, 1, 2))
-    text = dump_osv(doc)
-    assert json.loads(text) == doc
-    assert len(text.splitlines()) == 4 + len(records) + 2
-    assert dump_osv(osv_document({}, source="s", imported=dt.date(2026, 1, 2))).endswith(
-        '"records": {}\n}\n'
-    )
-
-
 # -- CLI --------------------------------------------------------------------------------------
-
-
-def test_cli_import_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "lists" / "osv.json"
-    argv = ["osv", "import", str(DATA / "openssf"), "--out", str(out), "--source", "OpenSSF test"]
-    assert run(argv) == 0
-    printed = capsys.readouterr().out
-    assert "read 7 files: kept 5 malicious and 0 vulnerability records for 5 projects" in printed
-    assert "skipped 1 withdrawn, 1 without a PyPI package" in printed
-    assert out.stat().st_mode & 0o777 == 0o644
-    assert [p.name for p in out.parent.iterdir()] == ["osv.json"]  # no temp file left
-    doc = json.loads(out.read_text(encoding="utf-8"))
-    assert doc["source"] == "OpenSSF test"
-    assert doc["imported"] == dt.datetime.now(dt.UTC).date().isoformat()
-    index = OsvIndex.load(out)
-    assert ids(index.matches("Colour_Ama", "0.1.6")) == ["MAL-2024-9002"]
-
-    # a re-import replaces the file
-    assert run(["osv", "import", str(DATA / "export"), "--out", str(out)]) == 0
-    assert "kept 1 malicious and 4 vulnerability records for 5 projects" in capsys.readouterr().out
-    index = OsvIndex.load(out)
-    assert index.matches("torchtriton", "1.0") == []
-    assert "export" in index.source
-
-    assert run(["osv", "check", "urllib3", "1.25.3", "--lists", str(out.parent)]) == 1
-    printed = capsys.readouterr().out
-    assert "PYSEC-2099-11 (CVE-2099-0011, GHSA-5555-6666-7777) vulnerability CRITICAL" in printed
-    assert run(["osv", "check", "urllib3", "1.26.5", "--lists", str(out)]) == 0
-    assert "no OSV records" in capsys.readouterr().out
-    assert run(["osv", "check", "pyfiglet-color", "--lists", str(out)]) == 1
-    assert "[all versions]" in capsys.readouterr().out
-    assert run(["osv", "check", "x", "1", "--lists", str(tmp_path / "missing.json")]) == 2
-
-
-def test_cli_import_refuses_invalid_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "osv.json"
-    assert run(["osv", "import", str(DATA / "invalid"), "--out", str(out)]) == 1
-    err = capsys.readouterr().err
-    assert "truncated.json: not JSON" in err
-    assert "no-id.json: not an OSV record" in err
-    assert not out.exists()
-    argv = ["osv", "import", str(DATA / "invalid"), "--out", str(out), "--skip-invalid"]
-    assert run(argv) == 0
-    assert "2 invalid" in capsys.readouterr().out
-    assert ids(OsvIndex.load(out).matches("urllib3", "1.0")) == ["PYSEC-2099-11"]
-    assert run(["osv", "import", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
-
-
-def test_cli_import_from_zip_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    archive = tmp_path / "all.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for path in sorted((DATA / "export").glob("*.json")):
-            zf.write(path, path.name)
-    out = tmp_path / "osv.json"
-    assert run(["osv", "import", str(archive), "--out", str(out)]) == 0
-    assert "kept 1 malicious and 4 vulnerability records" in capsys.readouterr().out
-    assert ids(OsvIndex.load(out).matches("jinja2", "3.2.1")) == ["GHSA-2222-3333-4444"]
-
-
-def test_duplicate_ids_keep_the_newest(tmp_path: Path) -> None:
-    record = json.loads((DATA / "export" / "GHSA-2222-3333-4444.json").read_text("utf-8"))
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    newer = {**record, "modified": "2026-01-01T00:00:00Z", "summary": "newer"}
-    (tmp_path / "a" / "GHSA-2222-3333-4444.json").write_text(json.dumps(newer), "utf-8")
-    (tmp_path / "b" / "GHSA-2222-3333-4444.json").write_text(json.dumps(record), "utf-8")
-    result = import_tree(tmp_path)
-    assert result.stats.duplicates == 1
-    assert [e["summary"] for e in result.records["jinja2"]] == ["newer"]
