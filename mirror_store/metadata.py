@@ -93,7 +93,8 @@ class SqliteMetadata:
             self._conn = conn
         return self._conn
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run *fn* with the connection on the SQLite worker thread (for other modules' tables)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(self._connect()))
 
@@ -115,7 +116,7 @@ class SqliteMetadata:
             ).fetchone()
             return PageRecord(*row) if row else None
 
-        return await self._run(q)
+        return await self.run(q)
 
     async def put_page(self, ecosystem: str, name: str, page: PageRecord) -> None:
         row = (
@@ -127,12 +128,12 @@ class SqliteMetadata:
             page.last_modified,
             page.fetched_at,
         )
-        await self._run(
+        await self.run(
             lambda c: c.execute("INSERT OR REPLACE INTO pages VALUES (?,?,?,?,?,?,?)", row)
         )
 
     async def touch_page(self, ecosystem: str, name: str, fetched_at: float) -> None:
-        await self._run(
+        await self.run(
             lambda c: c.execute(
                 "UPDATE pages SET fetched_at=? WHERE ecosystem=? AND name=?",
                 (fetched_at, ecosystem, name),
@@ -140,7 +141,7 @@ class SqliteMetadata:
         )
 
     async def page_names(self, ecosystem: str) -> list[str]:
-        return await self._run(
+        return await self.run(
             lambda c: [
                 r[0]
                 for r in c.execute(
@@ -160,7 +161,7 @@ class SqliteMetadata:
                 return None
             return FileRecord(row[0], row[1], json.loads(row[2]), row[3], row[4])
 
-        return await self._run(q)
+        return await self.run(q)
 
     async def upsert_file(self, ecosystem: str, name: str, record: FileRecord) -> None:
         row = (
@@ -173,7 +174,7 @@ class SqliteMetadata:
             record.digest,
             time.time() if record.digest else None,
         )
-        await self._run(
+        await self.run(
             lambda c: c.execute(
                 "INSERT OR REPLACE INTO files (ecosystem, name, filename, url, hashes, size,"
                 " digest, stored_at) VALUES (?,?,?,?,?,?,?,?)",
@@ -182,7 +183,7 @@ class SqliteMetadata:
         )
 
     async def files_with_digest(self, ecosystem: str, name: str) -> dict[str, Digest]:
-        return await self._run(
+        return await self.run(
             lambda c: {
                 r[0]: Digest(r[1])
                 for r in c.execute(
@@ -204,7 +205,7 @@ class SqliteMetadata:
         return refs
 
     async def referenced_digests(self) -> set[str]:
-        return await self._run(self._referenced)
+        return await self.run(self._referenced)
 
     async def record_quarantine(self, digest: Digest, reason: str) -> None:
         def q(c: sqlite3.Connection) -> None:
@@ -217,13 +218,13 @@ class SqliteMetadata:
                 # A quarantined blob is no longer stored: the next request re-fetches it.
                 c.execute("UPDATE files SET digest=NULL, stored_at=NULL WHERE digest=?", (digest,))
 
-        await self._run(q)
+        await self.run(q)
 
     async def close(self) -> None:
         def q(c: sqlite3.Connection) -> None:
             c.close()
 
         if self._conn is not None:
-            await self._run(q)
+            await self.run(q)
             self._conn = None
         self._pool.shutdown(wait=True)

@@ -171,7 +171,7 @@ async def collect_stats(app: web.Application) -> dict[str, Any]:
         ratio = metrics.hit_ratio()
         out["store_hit_ratio"] = None if math.isnan(ratio) else round(ratio, 4)  # NaN: no data
     meta = app.get(META)
-    out["metadata"] = await meta._run(_table_counts) if meta is not None else {}
+    out["metadata"] = await meta.run(_table_counts) if meta is not None else {}
     return out
 
 

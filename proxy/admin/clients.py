@@ -60,7 +60,7 @@ class ClientStore:
                 )
             ]
 
-        return await self._meta._run(q)
+        return await self._meta.run(q)
 
     async def add(self, client: Client, token_sha256: str, by: str) -> None:
         row = (
@@ -71,13 +71,13 @@ class ClientStore:
             time.time(),
             by,
         )
-        await self._meta._run(lambda c: c.execute("INSERT INTO clients VALUES (?,?,?,?,?,?)", row))
+        await self._meta.run(lambda c: c.execute("INSERT INTO clients VALUES (?,?,?,?,?,?)", row))
 
     async def remove(self, client_id: str) -> bool:
         def q(c: sqlite3.Connection) -> bool:
             return c.execute("DELETE FROM clients WHERE id=?", (client_id,)).rowcount > 0
 
-        return await self._meta._run(q)
+        return await self._meta.run(q)
 
 
 CLIENTS: web.AppKey[ClientStore] = web.AppKey("admin_clients")

@@ -72,7 +72,7 @@ class HfTables:
         return HfTables(meta)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.to_thread(self._meta.run_sync, fn)
+        return await self._meta.run(fn)
 
     # ---- repo info -----------------------------------------------------------------------------
     async def get_info(

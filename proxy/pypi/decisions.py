@@ -42,7 +42,7 @@ class PageDecisionStore:
             ).fetchone()
             return (row[0], row[1]) if row else None
 
-        row = await self._meta._run(q)
+        row = await self._meta.run(q)
         if row is None:
             return None
         try:
@@ -66,4 +66,4 @@ class PageDecisionStore:
                     (name, now - KEEP_SECONDS),
                 )
 
-        await self._meta._run(q)
+        await self._meta.run(q)

@@ -69,7 +69,7 @@ class IdentityStore:
                 return None
             return Identity(row[0], row[1], tuple(json.loads(row[2])))
 
-        recorded = await self._meta._run(q)
+        recorded = await self._meta.run(q)
         if recorded is None:
             return []
         findings = []

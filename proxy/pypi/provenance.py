@@ -79,7 +79,7 @@ class ProvenanceStore:
                 )
             return (row[0], row[1]) if row else None
 
-        recorded = await self._meta._run(q)
+        recorded = await self._meta.run(q)
         finding: str | None = None
         if recorded is not None:
             rec_pub, first_version = recorded

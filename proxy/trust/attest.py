@@ -98,7 +98,7 @@ class AttestationStore:
             ).fetchone()
             return row is not None
 
-        return await self._meta._run(q)
+        return await self._meta.run(q)
 
     async def add(
         self,
@@ -110,7 +110,7 @@ class AttestationStore:
         envelope: dict[str, Any],
     ) -> None:
         row = (digest, policy_revision, name, at, decision, json.dumps(envelope))
-        await self._meta._run(
+        await self._meta.run(
             lambda c: c.execute("INSERT OR IGNORE INTO attestations VALUES (?,?,?,?,?,?)", row)
         )
 
@@ -131,7 +131,7 @@ class AttestationStore:
                 ).fetchone()
             return str(row[0]) if row else None
 
-        raw = await self._meta._run(q)
+        raw = await self._meta.run(q)
         return json.loads(raw) if raw is not None else None
 
 

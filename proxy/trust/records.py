@@ -102,7 +102,7 @@ class TrustRecords:
             s.scan_verdict,
             json.dumps(s.extra),
         )
-        await self._meta._run(
+        await self._meta.run(
             lambda c: c.execute(
                 "INSERT INTO served (at, client, ecosystem, project, version, filename, digest,"
                 " upstream, policy_revision, rules, scan_verdict, extra)"
@@ -151,7 +151,7 @@ class TrustRecords:
                 for r in c.execute(sql, args)
             ]
 
-        return await self._meta._run(q)
+        return await self._meta.run(q)
 
     async def record_decision(self, event: dict[str, Any]) -> None:
         row = (
@@ -176,7 +176,7 @@ class TrustRecords:
             if cur.lastrowid and cur.lastrowid % 1000 == 0:
                 c.execute("DELETE FROM decisions WHERE id <= ?", (cur.lastrowid - DECISIONS_KEPT,))
 
-        await self._meta._run(q)
+        await self._meta.run(q)
 
     async def decisions(
         self,
@@ -223,7 +223,7 @@ class TrustRecords:
                 out.append(d)
             return out
 
-        return await self._meta._run(q)
+        return await self._meta.run(q)
 
     async def verdict(self, digest: str, scanner_version: str) -> Verdict | None:
         def q(c: sqlite3.Connection) -> Verdict | None:
@@ -236,11 +236,11 @@ class TrustRecords:
                 Verdict(digest, scanner_version, r[0], tuple(json.loads(r[1])), r[2]) if r else None
             )
 
-        return await self._meta._run(q)
+        return await self._meta.run(q)
 
     async def record_verdict(self, v: Verdict) -> None:
         row = (v.digest, v.scanner_version, v.format, json.dumps(list(v.findings)), v.scanned_at)
-        await self._meta._run(
+        await self._meta.run(
             lambda c: c.execute("INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?,?)", row)
         )
 
@@ -261,7 +261,7 @@ class TrustRecords:
                 for r in rows
             ]
 
-        return await self._meta._run(q)
+        return await self._meta.run(q)
 
     async def approval(self, digest: str) -> Approval | None:
         def q(c: sqlite3.Connection) -> Approval | None:
@@ -270,7 +270,7 @@ class TrustRecords:
             ).fetchone()
             return Approval(digest, r[0], r[1], r[2], r[3]) if r else None
 
-        return await self._meta._run(q)
+        return await self._meta.run(q)
 
     async def set_approval(self, digest: str, verdict: str, reason: str, by: str) -> Approval:
         if verdict not in ("approve", "deny"):
@@ -278,7 +278,7 @@ class TrustRecords:
         if not reason.strip():
             raise ValueError("an approval needs a reason")
         a = Approval(digest, verdict, reason.strip(), by, time.time())
-        await self._meta._run(
+        await self._meta.run(
             lambda c: c.execute(
                 "INSERT OR REPLACE INTO approvals VALUES (?,?,?,?,?)", tuple(asdict(a).values())
             )
