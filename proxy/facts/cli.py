@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from .corpus import CorpusError, corpus_document, dump_corpus, read_ranking, top_n
+from .listfile import write_atomic
 
 DEFAULT_OUT = Path("policies/facts/pypi-popular.json")
 DEFAULT_TOP = 15_000
@@ -74,16 +73,6 @@ def refresh_popular(args: argparse.Namespace) -> int:
         method=f"{ranking.method}; kept ranks 1..{args.top}",
     )
     out: Path = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Write next to the target and rename, so a reader never sees half a corpus.
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(dump_corpus(doc))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the corpus is public data
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out, dump_corpus(doc))
     print(f"wrote {len(names)} names ({retrieved.isoformat()}) to {out}")
     return 0

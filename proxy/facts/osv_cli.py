@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from .listfile import write_atomic
 from .osv import OsvError, OsvIndex, dump_osv, osv_document
 from .osv_import import import_tree
 
@@ -119,17 +118,3 @@ def osv_check(args: argparse.Namespace) -> int:
         scope = " [all versions]" if m.all_versions else ""
         print(f"{what}: {m.id}{aliases} {m.kind}{severity}{scope}: {m.summary}")
     return 1
-
-
-def write_atomic(out: Path, text: str) -> None:
-    """Write next to the target and rename, so a reader never sees half a file."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the list is public data
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

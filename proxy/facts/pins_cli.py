@@ -23,7 +23,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from .osv_cli import write_atomic
+from .listfile import write_atomic
 from .pins import PinIndex, PinsError, dump_pins, merge_pins, sorted_versions, source_entry
 from .pins_locks import FORMATS, read_pin_file
 
