@@ -131,7 +131,7 @@ class PolicyIndex:
             task.add_done_callback(self._tasks.discard)
         return view
 
-    async def _remember(self, key: tuple[object, ...], view: _View) -> _View:
+    def _remember(self, key: tuple[object, ...], view: _View) -> _View:
         self._cache[key] = view
         while len(self._cache) > CACHE_ENTRIES:
             self._cache.popitem(last=False)
@@ -149,7 +149,7 @@ class PolicyIndex:
         decided_at, decision = hit
         age = max(0.0, time.time() - decided_at)
         view = _View(time.monotonic() - age, decision, self._filter(page, decision), page.detail)
-        await self._remember(key, view)
+        self._remember(key, view)
         return self._cached(key, page, client)  # schedules a refresh when it is old
 
     async def _refresh(self, key: tuple[object, ...], page: ProjectPage, client: Client) -> None:
@@ -163,7 +163,7 @@ class PolicyIndex:
         decision = await self._decide(subject)
         view = _View(time.monotonic(), decision, self._filter(page, decision), page.detail)
         if decision.error is None:
-            await self._remember(key, view)
+            self._remember(key, view)
             if self._store is not None and page.content_id:
                 await self._store.put(key_digest(key), page.detail.name, decision)
         return view
