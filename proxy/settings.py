@@ -84,8 +84,9 @@ class HfSettings:
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
     path: Path = Path("policies")
-    # "opa": an external OPA server (opa_url); "opa-embedded": OPA in-process (optional package)
-    engine: Literal["regopy", "opa", "opa-embedded"] = "regopy"
+    # "auto": OPA in-process when its package is installed (make serve installs it), else
+    # regopy; "opa": an external OPA server (opa_url); "opa-embedded": OPA in-process (required)
+    engine: Literal["auto", "regopy", "opa", "opa-embedded"] = "auto"
     opa_url: str = ""  # e.g. "http://127.0.0.1:8181"; the proxy pushes the policy there
     mode: Literal["enforce", "monitor"] = "enforce"  # monitor: decide and log, never block
     timeout: float = 2.0  # seconds per evaluation before it counts as an error (deny)

@@ -31,6 +31,10 @@ class PolicyEngine(Protocol):
     def name(self) -> str:
         """Engine name recorded in decisions, e.g. "regopy"."""
 
+    @property
+    def page_chunk(self) -> int:
+        """Files per evaluation when a page is decided in parts (see batch.decide_chunked)."""
+
     async def decide(self, subject: Subject) -> Decision:
         """Decide; never raises (errors become deny decisions)."""
 

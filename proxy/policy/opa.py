@@ -187,6 +187,10 @@ class OpaEngine:
     def name(self) -> str:
         return ENGINE
 
+    @property
+    def page_chunk(self) -> int:
+        return 500  # one HTTP round trip per chunk; OPA's cost is linear in the files
+
     # -- decisions -------------------------------------------------------------
 
     async def decide(self, subject: Subject) -> Decision:

@@ -141,6 +141,10 @@ class RegopyEngine:
     def name(self) -> str:
         return ENGINE
 
+    @property
+    def page_chunk(self) -> int:
+        return 48  # regopy's cost grows faster than linearly with input size
+
     def swap(self, compiled: Compiled) -> None:
         self._active = compiled
 

@@ -11,21 +11,50 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
+from packaging.version import InvalidVersion, Version
 
 from ..decision import FileFacts
 from .model import File
 
 
-@functools.lru_cache(maxsize=262144)
-def parse_filename(filename: str) -> tuple[str | None, str]:
-    """(version, kind) from a distribution file name; memoised (pages repeat on every view)."""
+@functools.lru_cache(maxsize=65536)
+def _version(text: str) -> str | None:
+    """Normalised version; memoised (the files of one release share it)."""
     try:
-        if filename.endswith(".whl"):
-            return str(parse_wheel_filename(filename)[1]), "wheel"
-        if filename.endswith((".tar.gz", ".zip")):
+        return str(Version(text))
+    except InvalidVersion:
+        return None
+
+
+@functools.lru_cache(maxsize=16384)
+def _wheel_shape(shape: str) -> bool:
+    """Whether a wheel name is valid apart from its version: ``shape`` is the name with the
+    version replaced by ``0``, so pages repeat it across releases (memoised)."""
+    try:
+        parse_wheel_filename(shape)
+    except InvalidWheelFilename:
+        return False
+    return True
+
+
+def parse_filename(filename: str) -> tuple[str | None, str]:
+    """(version, kind) from a distribution file name, exactly as packaging parses it.
+
+    A page of thousands of files repeats few versions and few name/tag shapes, so the version
+    and the rest of the name are checked separately, each memoised.
+    """
+    if filename.endswith(".whl"):
+        parts = filename.split("-", 2)
+        if len(parts) == 3:
+            version = _version(parts[1])
+            if version is not None and _wheel_shape(f"{parts[0]}-0-{parts[2]}"):
+                return version, "wheel"
+        return None, "other"
+    if filename.endswith((".tar.gz", ".zip")):
+        try:
             return str(parse_sdist_filename(filename)[1]), "sdist"
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        pass
+        except InvalidSdistFilename:
+            pass
     return None, "other"
 
 

@@ -77,7 +77,7 @@ def test_every_deployment_environment_is_accepted_by_the_settings(tmp_path: Path
     kinds = [(u.name, u.kind) for u in composed.pypi.upstreams]
     assert kinds == [("internal", "internal"), ("public", "public")]
     assert composed.pypi.upstreams[1].url == COMPOSE_VARS["PUBLIC_INDEX_URL"]
-    assert composed.policy.engine == "regopy"
+    assert composed.policy.engine == "auto"
     with_opa = compose(POLICY_ENGINE="opa")["services"]["airlock"]["environment"]
     opa = load_settings(None, envs["image"] | with_opa)
     assert opa.policy.engine == "opa"

@@ -51,7 +51,10 @@ def test_the_opa_engine_needs_a_url() -> None:
 async def test_the_factory_builds_the_engine_the_settings_name(
     policies_dir: Path, opa: OpaProcess
 ) -> None:
-    snapshot, regopy = await create_engine(PolicySettings(path=policies_dir))
+    snapshot, auto = await create_engine(PolicySettings(path=policies_dir))
+    await auto.close()  # "auto": OPA in-process, installed by make test
+    assert (auto.name, auto.revision) == ("opa-embedded", snapshot.revision)
+    snapshot, regopy = await create_engine(PolicySettings(path=policies_dir, engine="regopy"))
     await regopy.close()
     assert (regopy.name, regopy.revision) == ("regopy", snapshot.revision)
     settings = PolicySettings(path=policies_dir, engine="opa", opa_url=opa.url)

@@ -193,7 +193,7 @@ def test_eval_prints_the_decision(
         main(["policy", "eval", "--config", config, "--input", str(_subject(tmp_path, "ok"))]) == 0
     )
     allowed = json.loads(capsys.readouterr().out)
-    assert (allowed["allow"], allowed["engine"], allowed["error"]) == (True, "regopy", None)
+    assert (allowed["allow"], allowed["engine"], allowed["error"]) == (True, "opa-embedded", None)
     assert re.fullmatch(r"[0-9a-f]{64}", allowed["revision"])
 
     args = ["policy", "eval", "--config", config, "--input", str(_subject(tmp_path, "evil-pkg"))]
