@@ -72,7 +72,7 @@ def file_facts(f: File) -> FileFacts:
         filename=f.filename,
         version=version,
         kind=kind,
-        hashes=dict(f.hashes),
+        hashes=f.hashes,  # shared, never mutated: pages are immutable once parsed
         size=f.size,
         upload_time_ns=upload_ns(f.upload_time) if f.upload_time else None,
         yanked=f.is_yanked,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from html.parser import HTMLParser
 from typing import Any, Literal
 from urllib.parse import urldefrag, urljoin, urlsplit
@@ -173,6 +174,18 @@ def parse_html(name: str, body: str, base_url: str) -> ProjectDetail:
     )
 
 
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?/[A-Za-z0-9._~%!$&'()*+,=:@/-]*\Z")
+
+
+def _absolute(base_url: str, url: str) -> str:
+    """``urldefrag(urljoin(base_url, url))[0]``, without the parsing for the usual case (an
+    absolute http(s) URL with neither query nor fragment, which that leaves as it is): a page
+    lists thousands of files."""
+    if _PLAIN_URL.match(url):
+        return url
+    return urldefrag(urljoin(base_url, url))[0]
+
+
 def _opt_str(d: dict[str, Any], key: str) -> str | None:
     v = d.get(key)
     if v is None:
@@ -197,7 +210,7 @@ def parse_json(name: str, body: str | bytes, base_url: str) -> ProjectDetail:
                 isinstance(k, str) and isinstance(v, str) for k, v in hashes.items()
             ):
                 raise WireError("hashes must map strings to strings")
-            url = urldefrag(urljoin(base_url, f["url"]))[0]
+            url = _absolute(base_url, f["url"])
             filename = f.get("filename") or _filename_from_url(url)
             meta = f.get("core-metadata", f.get("dist-info-metadata", False))
             yanked = f.get("yanked", False)
@@ -214,7 +227,7 @@ def parse_json(name: str, body: str | bytes, base_url: str) -> ProjectDetail:
                     size=size if isinstance(size, int) and not isinstance(size, bool) else None,
                     upload_time=_opt_str(f, "upload-time"),
                     provenance=(
-                        urljoin(base_url, str(f["provenance"])) if f.get("provenance") else None
+                        _absolute(base_url, str(f["provenance"])) if f.get("provenance") else None
                     ),
                 )
             )
