@@ -144,12 +144,15 @@ cooldown_applies if {
 	cfg.cooldown.internal
 }
 
+# Files uploaded after this instant are too new (computed once, not per file).
+cooldown_cutoff_ns := input.now_ns - (((cfg.cooldown.days * 24) * 3600) * 1000000000)
+
 file_deny contains {"filename": f.filename, "rule": "cooldown", "message": msg} if {
 	cooldown_applies
 	some f in input.files
 	f.upload_time_ns != null
+	f.upload_time_ns > cooldown_cutoff_ns
 	age_ns := input.now_ns - f.upload_time_ns
-	age_ns < ((cfg.cooldown.days * 24) * 3600) * 1000000000
 	msg := concat("", [
 		f.filename, " was uploaded ", format_int(age_ns / 3600000000000, 10),
 		" hours ago; releases must be ", format_int(cfg.cooldown.days, 10),
