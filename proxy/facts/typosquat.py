@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
 
+from .keyindex import KeyIndex
 from .names import deletes, flat, osa_distance, skeleton, ultranormalize, visual_key
 from .scoring import (
     METHOD_OF,
@@ -152,8 +153,6 @@ class TyposquatDetector:
         }
         self._ix = index
         self._by_core: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        self._del1: dict[str, list[int]] = defaultdict(list)
-        self._del2: dict[str, list[int]] = defaultdict(list)
         self._vocab: set[str] = set()  # words of popular names: "identity", "filer", ...
         for i, name in enumerate(self._names):
             f = flat(name)
@@ -170,12 +169,13 @@ class TyposquatDetector:
             base = version_base(name)
             if base != name and len(base) >= 3:
                 index["version"][base].append(i)
-            for key in deletes(name, 1):
-                self._del1[key].append(i)
-            own = ranks[name]
-            if len(name) >= distance2_min_length and (own is None or own <= distance2_max_rank):
-                for key in deletes(name, 2):
-                    self._del2[key].append(i)
+
+        self._del1 = KeyIndex((deletes(n, 1), i) for i, n in enumerate(self._names))
+        self._del2 = KeyIndex(
+            (deletes(n, 2), i)
+            for i, n in enumerate(self._names)
+            if len(n) >= distance2_min_length and (ranks[n] or 0) <= distance2_max_rank
+        )  # a protected name (rank None) counts as the most popular
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and canonicalize_name(name) in self._index
@@ -258,7 +258,7 @@ class TyposquatDetector:
         """Damerau-Levenshtein 1 via the deletion index; distance 2 for long popular names."""
         seen: set[int] = set()
         for key in deletes(q, 1):
-            for i in self._del1.get(key, ()):
+            for i in self._del1.get(key):
                 if i in seen:
                     continue
                 seen.add(i)
@@ -270,7 +270,7 @@ class TyposquatDetector:
         if len(q) < self._d2_min_len - 2 or not self._del2:
             return
         for key in deletes(q, 2):
-            for i in self._del2.get(key, ()):
+            for i in self._del2.get(key):
                 if i not in seen:
                     seen.add(i)
                     target = self._names[i]
