@@ -58,8 +58,9 @@ deps-system:
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables) >/dev/null; } \
 	  || echo "ip/nft not installed (not root?): the network-namespace test will skip"
 
+# Go's collector in the embedded OPA engine: fewer, bounded collections (proxy/runtime.py).
 serve: $(VENV)/.installed
-	$(BIN)/airlock serve $(if $(CONFIG),--config $(CONFIG))
+	GOGC=$${GOGC:-400} GOMEMLIMIT=$${GOMEMLIMIT:-192MiB} $(BIN)/airlock serve $(if $(CONFIG),--config $(CONFIG))
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check proxy mirror_store tests

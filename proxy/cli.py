@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import gc
 import inspect
 import sys
 from collections.abc import Sequence
@@ -30,12 +29,9 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 
 async def _tune_gc(_app: object) -> None:
-    """A cold project page is tens of thousands of short-lived objects; with the default
-    thresholds the cycle collector ran through the whole heap again and again and took ~40% of a
-    cold pass (measured).  What was built at start (indexes, the engine) is frozen out of its
-    view, and young generations are collected less often."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 10)
+    from .runtime import tune_gc
+
+    tune_gc()  # after the app's own start: what it built lives for good
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -55,7 +51,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         settings = dataclasses.replace(settings, server=server)
     configure_logging(settings.log.format, settings.log.level)
     app = create_app(settings)
-    app.on_startup.append(_tune_gc)  # after the app's own start: its objects live for good
+    app.on_startup.append(_tune_gc)
     try:
         web.run_app(
             app,

@@ -1,7 +1,8 @@
-"""Decision latency through the production path: ``python -m proxy.policy.bench [N]``.
+"""Decision latency through the production path: ``python -m proxy.policy.bench [N] [ENGINE]``.
 
-Evaluates N varied single-file PyPI subjects (the download decision) and N page subjects of 20
-files against the shipped policies with the embedded engine, sequentially, and prints median,
+Evaluates N varied single-file PyPI subjects (the download decision), N/4 page subjects of 20
+files and N/40 of 1,000 files against the shipped policies with the engine the settings would
+build (``auto`` unless named: ``regopy``, ``opa-embedded``), sequentially, and prints median,
 p90, p99 and max.  Not a test: numbers depend on the machine.
 """
 
@@ -15,8 +16,11 @@ import time
 from pathlib import Path
 
 from ..decision import Client, FileFacts, Subject
-from .rego import RegopyEngine, compile_snapshot
-from .snapshot import load_snapshot
+from ..runtime import tune_gc
+from ..settings import PolicySettings
+from .batch import decide_chunked
+from .engine import PolicyEngine
+from .factory import create_engine
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 FACTS = {
@@ -73,11 +77,11 @@ def _subjects(n: int, files: int, seed: int = 7) -> list[Subject]:
     return out
 
 
-async def _measure(engine: RegopyEngine, subjects: list[Subject]) -> list[float]:
+async def _measure(engine: PolicyEngine, subjects: list[Subject]) -> list[float]:
     times = []
     for s in subjects:
         t = time.perf_counter()
-        d = await engine.decide(s)
+        d = await decide_chunked(engine, s)
         times.append((time.perf_counter() - t) * 1e6)
         if d.error:
             raise SystemExit(f"evaluation error: {d.error}")
@@ -92,17 +96,20 @@ def _line(label: str, t: list[float]) -> str:
     )
 
 
-async def main(n: int) -> None:
-    engine = RegopyEngine(
-        compile_snapshot(load_snapshot(POLICIES)), workers=2, upstream_kinds={"public": "public"}
-    )
+async def main(n: int, engine_name: str) -> None:
+    settings = PolicySettings(path=POLICIES, engine=engine_name)  # type: ignore[arg-type]
+    _, engine = await create_engine(settings, {"public": "public"})
+    tune_gc()  # as airlock serve does once it has started
     try:
+        print(f"engine: {engine.name}")
         await _measure(engine, _subjects(50, 1, seed=1))  # warm-up
         print(_line("download (1 file)", await _measure(engine, _subjects(n, 1))))
         print(_line("page (20 files)", await _measure(engine, _subjects(n // 4, 20))))
+        print(_line("page (1,000 files)", await _measure(engine, _subjects(n // 40, 1000))))
     finally:
         await engine.close()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
+    args = sys.argv[1:]
+    asyncio.run(main(int(args[0]) if args else 2000, args[1] if len(args) > 1 else "auto"))
