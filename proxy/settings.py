@@ -67,6 +67,9 @@ class PypiSettings:
     # How a denied file appears in a project page: "yank" keeps it, marked yanked with the
     # reason (PEP 592, so resolvers skip it yet show why); "hide" leaves it out entirely.
     denied_files: Literal["yank", "hide"] = "yank"
+    # Parsed project pages kept in memory, counted in files (~1 KB each): the page cache and
+    # the cache of decided pages each stay under this; the oldest pages are evicted first.
+    memory_files: int = 250_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +268,8 @@ def _check_semantics(s: Settings, problems: list[str]) -> None:
             problems.append(f"pypi.upstreams[{i}].timeout: must be > 0")
     if s.pypi.page_ttl < 0:
         problems.append("pypi.page_ttl: must be >= 0")
+    if s.pypi.memory_files < 1:
+        problems.append("pypi.memory_files: must be >= 1")
     if s.hf.upstream and not _is_http_url(s.hf.upstream):
         problems.append(f"hf.upstream: expected an http(s) URL, got {s.hf.upstream!r}")
     if s.hf.ttl < 0:

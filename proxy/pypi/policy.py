@@ -19,12 +19,13 @@ from typing import Any, Literal
 from ..decision import Action, Client, Decision, Subject
 from ..errors import Denied, NotFound
 from ..logging import log_decision
+from ..lru import SizedLru
 from ..policy.batch import decide_chunked
 from ..policy.engine import PolicyEngine, apply_monitor
 from .decisions import PageDecisionStore, key_digest
 from .facts import PypiFacts
 from .filefacts import file_facts
-from .model import File
+from .model import File, ProjectDetail
 from .sources import Index, ProjectPage
 
 DECISION_TTL = 60.0  # seconds before a page decision is re-evaluated (in the background)
@@ -38,7 +39,7 @@ class _View:
     at: float
     decision: Decision
     page: ProjectPage  # filtered
-    page_detail: object  # the unfiltered content it was decided on
+    page_detail: ProjectDetail  # the unfiltered content it was decided on
 
 
 class PolicyIndex:
@@ -52,6 +53,7 @@ class PolicyIndex:
         denied_files: Literal["yank", "hide"],
         facts: PypiFacts | None = None,
         store: PageDecisionStore | None = None,
+        memory_files: int = 250_000,
     ) -> None:
         self._inner = inner
         self._facts = facts
@@ -60,7 +62,9 @@ class PolicyIndex:
         self._kinds = kinds
         self._monitor = mode == "monitor"
         self._denied_files = denied_files
-        self._cache: OrderedDict[tuple[object, ...], _View] = OrderedDict()
+        self._cache: SizedLru[tuple[object, ...], _View] = SizedLru(
+            CACHE_ENTRIES, memory_files, lambda v: len(v.page_detail.files)
+        )
         self._refreshing: set[tuple[object, ...]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._provenance_seen: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
@@ -123,7 +127,6 @@ class PolicyIndex:
         view = self._cache.get(key)
         if view is None or (not page.content_id and view.page_detail is not page.detail):
             return None
-        self._cache.move_to_end(key)
         if time.monotonic() - view.at >= DECISION_TTL and key not in self._refreshing:
             self._refreshing.add(key)
             task = asyncio.create_task(self._refresh(key, page, client))
@@ -132,10 +135,7 @@ class PolicyIndex:
         return view
 
     def _remember(self, key: tuple[object, ...], view: _View) -> _View:
-        self._cache[key] = view
-        while len(self._cache) > CACHE_ENTRIES:
-            self._cache.popitem(last=False)
-        return view
+        return self._cache.put(key, view)
 
     async def _stored(
         self, key: tuple[object, ...], page: ProjectPage, client: Client

@@ -9,7 +9,6 @@ GET /pypi/provenance/{project}/{filename}  PEP 740 provenance, passed through
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from dataclasses import replace
 from urllib.parse import quote
 
@@ -20,6 +19,7 @@ from mirror_store.digest import Digest
 
 from ..errors import BadRequest, NotAcceptable, NotFound
 from ..identity import client_of
+from ..lru import SizedLru
 from ..serving import safe_component
 from .files import PypiFiles
 from .model import File, ProjectDetail
@@ -54,22 +54,20 @@ class RenderCache:
     a safe key; entries hold the objects, so identities cannot be reused while cached.
     """
 
-    def __init__(self, entries: int = 512) -> None:
-        self._entries = entries
-        self._cache: OrderedDict[tuple[str, str], tuple[object, object, bytes]] = OrderedDict()
+    def __init__(self, entries: int = 512, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self._cache: SizedLru[tuple[str, str], tuple[object, object, bytes]] = SizedLru(
+            entries, max_bytes, lambda hit: len(hit[2])
+        )
 
     def render(self, detail: ProjectDetail, synthesized: dict[str, Digest], fmt: str) -> bytes:
         key = (detail.name, fmt)
         hit = self._cache.get(key)
         if hit is not None and hit[0] is detail and hit[1] is synthesized:
-            self._cache.move_to_end(key)
             return hit[2]
         proxied = _proxied(detail, synthesized)
         text = render_json(proxied) if fmt == "json" else render_html(proxied)
         body = text.encode()
-        self._cache[key] = (detail, synthesized, body)
-        while len(self._cache) > self._entries:
-            self._cache.popitem(last=False)
+        self._cache.put(key, (detail, synthesized, body))
         return body
 
 

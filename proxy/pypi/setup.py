@@ -68,7 +68,11 @@ async def build_pypi(
         clients[u.name] = UpstreamClient(session, u.name, u.timeout, observe)
     upstream_index = UpstreamIndex([(u, clients[u.name]) for u in upstreams])
     stored = StoredIndex(
-        upstream_index, meta, ttl=settings.pypi.page_ttl, offline=settings.pypi.offline
+        upstream_index,
+        meta,
+        ttl=settings.pypi.page_ttl,
+        offline=settings.pypi.offline,
+        memory_files=settings.pypi.memory_files,
     )
     facts = PypiFacts(meta, clients)
     await prepare_async(facts, snapshot)
@@ -81,6 +85,7 @@ async def build_pypi(
         mode=settings.policy.mode,
         denied_files=settings.pypi.denied_files,
         facts=facts,
+        memory_files=settings.pypi.memory_files,
         store=await asyncio.to_thread(PageDecisionStore, meta),  # schema: sync sqlite
     )
     files = PypiFiles(policy, meta, blobs, filler, clients, settings.pypi.offline)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -20,6 +19,7 @@ from typing import Protocol
 from mirror_store.metadata import MetadataStore, PageRecord
 
 from ..errors import NotFound, OfflineMiss, UpstreamInvalid, UpstreamUnavailable
+from ..lru import SizedLru
 from ..settings import UpstreamSettings
 from ..upstream import UpstreamClient
 from .model import ProjectDetail, ProjectList
@@ -149,23 +149,21 @@ class StoredIndex:
         offline: bool,
         clock: Callable[[], float] = time.time,
         memory_pages: int = 4096,
+        memory_files: int = 250_000,
     ) -> None:
         self._upstream = upstream
         self._meta = meta
         self._ttl = ttl
         self._offline = offline
         self._clock = clock
-        self._mem: OrderedDict[str, ProjectPage] = OrderedDict()
-        self._mem_max = memory_pages
+        self._mem: SizedLru[str, ProjectPage] = SizedLru(
+            memory_pages, memory_files, lambda p: len(p.detail.files)
+        )
         self._inflight: dict[str, asyncio.Future[ProjectPage]] = {}
         self.kinds = upstream.kinds
 
     def _remember(self, name: str, page: ProjectPage) -> ProjectPage:
-        self._mem[name] = page
-        self._mem.move_to_end(name)
-        while len(self._mem) > self._mem_max:
-            self._mem.popitem(last=False)
-        return page
+        return self._mem.put(name, page)
 
     async def project(self, name: str) -> ProjectPage:
         page = self._mem.get(name)
@@ -207,7 +205,7 @@ class StoredIndex:
         if fetched.page is None:  # 304: the stored page is still current
             assert rec is not None
             await self._meta.touch_page(ECOSYSTEM, name, now)
-            known = self._mem.get(name)
+            known = self._mem.peek(name)
             if known is not None:  # keep the parsed object: its identity keys later caches
                 return self._remember(name, replace(known, fetched_at=now, stale=None))
             return self._remember(name, _page_from_record(name, replace(rec, fetched_at=now)))

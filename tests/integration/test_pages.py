@@ -148,3 +148,23 @@ async def test_offline_mode_serves_only_the_store(
     async with aiohttp.ClientSession() as s:
         async with s.get(offline.simple) as r:
             assert "tiny-lib" in await r.text()
+
+
+async def test_a_page_cache_of_one_page_still_serves_everything_from_the_store(
+    start_proxy: ProxyFactory, fake_index: FakeIndex, tmp_path: Path
+) -> None:
+    """``pypi.memory_files`` bounds the parsed pages kept in memory; evicted pages come back
+    from the store (not the upstream) and are decided again, so nothing is lost."""
+    up = UpstreamSettings(name="fake", url=fake_index.simple_url)
+    proxy = await start_proxy(up, memory_files=1)
+    run = await pip_install(proxy.simple, "tiny-app", target=tmp_path / "a", home=tmp_path)
+    assert run.returncode == 0, run.output
+    before = sum(fake_index.requests.values())
+    fake_index.faults.down = True
+    run = await pip_install(proxy.simple, "tiny-app", target=tmp_path / "b", home=tmp_path)
+    assert run.returncode == 0, run.output
+    assert {p.name.split("-")[0] for p in (tmp_path / "b").glob("*.dist-info")} == {
+        "tiny_app",
+        "tiny_lib",
+    }
+    assert sum(fake_index.requests.values()) == before
