@@ -95,6 +95,10 @@ class PolicySettings:
     timeout: float = 2.0  # seconds per evaluation before it counts as an error (deny)
     workers: int = 2  # evaluation threads
     reload_interval: float = 2.0  # seconds between checks of the policy folder; 0 = off
+    # Seconds a project page's decision is reused before it is evaluated again (in the
+    # background, so time-dependent rules such as the cooldown move on); a new policy
+    # revision or new page content is decided at once.
+    decision_ttl: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +272,8 @@ def _check_semantics(s: Settings, problems: list[str]) -> None:
             problems.append(f"pypi.upstreams[{i}].timeout: must be > 0")
     if s.pypi.page_ttl < 0:
         problems.append("pypi.page_ttl: must be >= 0")
+    if s.policy.decision_ttl < 0:
+        problems.append("policy.decision_ttl: must be >= 0")
     if s.pypi.memory_files < 1:
         problems.append("pypi.memory_files: must be >= 1")
     if s.hf.upstream and not _is_http_url(s.hf.upstream):

@@ -28,7 +28,7 @@ from .filefacts import file_facts
 from .model import File, ProjectDetail
 from .sources import Index, ProjectPage
 
-DECISION_TTL = 60.0  # seconds before a page decision is re-evaluated (in the background)
+DECISION_TTL = 300.0  # seconds before a page decision is re-evaluated (in the background)
 CACHE_ENTRIES = 2048
 
 
@@ -54,6 +54,7 @@ class PolicyIndex:
         facts: PypiFacts | None = None,
         store: PageDecisionStore | None = None,
         memory_files: int = 250_000,
+        decision_ttl: float = DECISION_TTL,
     ) -> None:
         self._inner = inner
         self._facts = facts
@@ -61,6 +62,7 @@ class PolicyIndex:
         self._engine = engine
         self._kinds = kinds
         self._monitor = mode == "monitor"
+        self._decision_ttl = decision_ttl
         self._denied_files = denied_files
         self._cache: SizedLru[tuple[object, ...], _View] = SizedLru(
             CACHE_ENTRIES, memory_files, lambda v: len(v.page_detail.files)
@@ -127,7 +129,7 @@ class PolicyIndex:
         view = self._cache.get(key)
         if view is None or (not page.content_id and view.page_detail is not page.detail):
             return None
-        if time.monotonic() - view.at >= DECISION_TTL and key not in self._refreshing:
+        if time.monotonic() - view.at >= self._decision_ttl and key not in self._refreshing:
             self._refreshing.add(key)
             task = asyncio.create_task(self._refresh(key, page, client))
             self._tasks.add(task)

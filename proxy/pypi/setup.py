@@ -86,6 +86,7 @@ async def build_pypi(
         denied_files=settings.pypi.denied_files,
         facts=facts,
         memory_files=settings.pypi.memory_files,
+        decision_ttl=settings.policy.decision_ttl,
         store=await asyncio.to_thread(PageDecisionStore, meta),  # schema: sync sqlite
     )
     files = PypiFiles(policy, meta, blobs, filler, clients, settings.pypi.offline)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from proxy.settings import UpstreamSettings
+from proxy.settings import PolicySettings, UpstreamSettings
 from tests.clients import pip_install, run, uv_install
 from tests.conftest import ProxyFactory
 from tests.fakes.devpi import Devpi
@@ -73,6 +74,38 @@ async def test_too_new_release_is_held_back_and_resolvers_fall_back(
     async with aiohttp.ClientSession() as s:
         async with s.get(proxy.url + "/pypi/files/tiny-lib/tiny_lib-1.2-py3-none-any.whl") as r:
             assert r.status == 403
+
+
+async def test_a_page_decision_is_made_again_once_decision_ttl_has_passed(
+    start_proxy: ProxyFactory, fake_index: FakeIndex, policies_dir: Path
+) -> None:
+    """Cached page decisions are re-evaluated in the background after ``policy.decision_ttl``,
+    so a time-dependent rule moves on: a release held back by a 2-second cooldown is offered
+    (and downloads) once it is old enough, with neither the page nor the policy changed."""
+    fake_index.add(wheel("tiny-lib", "1.2"), upload_time=_now_iso())
+    _data(policies_dir, cooldown={"days": 2 / 86400})
+    policy = PolicySettings(path=policies_dir, reload_interval=0, decision_ttl=0.5)
+    proxy = await start_proxy(_public(fake_index), policy=policy)
+    name = "tiny_lib-1.2-py3-none-any.whl"
+
+    async def yanked() -> object:
+        headers = {"Accept": "application/vnd.pypi.simple.v1+json"}
+        async with s.get(proxy.simple + "tiny-lib/", headers=headers) as r:
+            files = {f["filename"]: f for f in (await r.json(content_type=None))["files"]}
+        return files[name].get("yanked", False)
+
+    async with aiohttp.ClientSession() as s:
+        first = await yanked()
+        assert isinstance(first, str), first
+        assert "cooldown" in first
+        for _ in range(50):  # 2 s of cooldown, then a background evaluation
+            if await yanked() is False:
+                break
+            await asyncio.sleep(0.3)
+        assert await yanked() is False
+        async with s.get(proxy.url + "/pypi/files/tiny-lib/" + name) as r:
+            assert r.status == 200
+    assert fake_index.requests["/simple/tiny-lib/"] == 1  # the same page, decided again
 
 
 async def test_cooldown_exemption_and_per_rule_monitor_mode(
