@@ -1,9 +1,11 @@
-"""The proxy on the embedded real OPA engine (``policy.engine = "opa-embedded"``)."""
+"""The proxy on each in-process engine: the real OPA (``"opa-embedded"``, what ``"auto"`` picks
+where it is installed) and regopy (what ``"auto"`` falls back to)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -14,21 +16,26 @@ from tests.clients import pip_install
 from tests.conftest import ProxyFactory
 from tests.fakes.pypi_index import FakeIndex
 
-pytestmark = pytest.mark.skipif(
+NO_GOLIB = pytest.mark.skipif(
     not available(), reason="opa-golib-python-bindings is not installed (make test installs it)"
 )
 
 
-async def test_decisions_reasons_and_hot_reload_on_embedded_opa(
-    start_proxy: ProxyFactory, fake_index: FakeIndex, policies_dir: Path, tmp_path: Path
+@pytest.mark.parametrize("engine", [pytest.param("opa-embedded", marks=NO_GOLIB), "regopy"])
+async def test_decisions_reasons_and_hot_reload_in_process(
+    start_proxy: ProxyFactory,
+    fake_index: FakeIndex,
+    policies_dir: Path,
+    tmp_path: Path,
+    engine: Literal["opa-embedded", "regopy"],
 ) -> None:
     data = policies_dir / "data" / "pypi.json"
     data.write_text(json.dumps({"deny_versions": {"tiny-lib": {"1.1": "CVE-2099-0002"}}}))
     proxy = await start_proxy(
         UpstreamSettings(name="fake", url=fake_index.simple_url),
-        policy=PolicySettings(path=policies_dir, engine="opa-embedded", reload_interval=0),
+        policy=PolicySettings(path=policies_dir, engine=engine, reload_interval=0),
     )
-    assert proxy.app[ENGINE].name == "opa-embedded"
+    assert proxy.app[ENGINE].name == engine
     ok = await pip_install(proxy.simple, "tiny-lib", target=tmp_path / "a", home=tmp_path)
     assert ok.returncode == 0, ok.output
     assert (tmp_path / "a" / "tiny_lib-1.0.dist-info").is_dir()
