@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from proxy.decision import FileFacts, Subject
+from proxy.policy.golib import GolibEngine
+from proxy.policy.golib import available as golib_available
 from proxy.policy.manager import PolicyManager, load_compiled, validate_in_child
 from proxy.policy.rego import RegopyEngine, compile_snapshot
 from proxy.policy.snapshot import PolicyError, load_snapshot
@@ -67,6 +69,24 @@ async def test_timeout_denies(tmp_path: Path) -> None:
         await engine.close()
     assert d.allow is False
     assert "timed out" in (d.error or "")
+
+
+@pytest.mark.skipif(not golib_available(), reason="opa-golib-python-bindings is not installed")
+async def test_the_in_process_opa_denies_on_timeout_and_on_broken_results(tmp_path: Path) -> None:
+    slow = GolibEngine(timeout=1e-9)
+    await slow.load(load_snapshot(_policy(tmp_path, 'decision := {"allow": true}\n')))
+    broken = GolibEngine()
+    await broken.load(load_snapshot(_policy(tmp_path / "b", 'decision := {"allow": "yes"}\n')))
+    try:
+        late, bad = await slow.decide(SUBJECT), await broken.decide(SUBJECT)
+        quick = await asyncio.gather(*(broken.decide(SUBJECT) for _ in range(20)))
+    finally:
+        await slow.close()
+        await broken.close()
+    assert (late.allow, bad.allow) == (False, False)
+    assert "timed out" in (late.error or "")
+    assert "not a boolean" in (bad.error or "")
+    assert all(d.allow is False and "not a boolean" in (d.error or "") for d in quick)
 
 
 @pytest.mark.parametrize(
