@@ -91,11 +91,14 @@ def _format(request: web.Request) -> str:
     return fmt
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+\Z")  # what quote() always leaves as it is
+
+
 def _proxied(detail: ProjectDetail, synthesized: dict[str, Digest]) -> ProjectDetail:
     """Point every file, metadata and provenance URL at this proxy (relative to the page)."""
     files = []
     for f in detail.files:
-        q = quote(f.filename)
+        q = f.filename if _UNRESERVED.match(f.filename) else quote(f.filename)
         meta = f.core_metadata
         if meta is False and f.filename in synthesized:
             meta = {"sha256": synthesized[f.filename]}

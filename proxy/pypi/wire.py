@@ -195,6 +195,18 @@ def _opt_str(d: dict[str, Any], key: str) -> str | None:
     return v
 
 
+def _hashes(given: object) -> dict[str, str]:
+    """A file's hashes with lower-case algorithm names; the common ``{"sha256": …}`` without
+    the general loop."""
+    if type(given) is dict and len(given) == 1 and type(given.get("sha256")) is str:
+        return {"sha256": given["sha256"]}
+    if not isinstance(given, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in given.items()
+    ):
+        raise WireError("hashes must map strings to strings")
+    return {k.lower(): v for k, v in given.items()}
+
+
 def parse_json(name: str, body: str | bytes, base_url: str) -> ProjectDetail:
     """PEP 691 project page → model.  Raises WireError on any structural problem."""
     try:
@@ -205,11 +217,7 @@ def parse_json(name: str, body: str | bytes, base_url: str) -> ProjectDetail:
         for f in doc["files"]:
             if not isinstance(f, dict) or not isinstance(f.get("url"), str):
                 raise WireError("file entry without a url")
-            hashes = f.get("hashes") or {}
-            if not isinstance(hashes, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in hashes.items()
-            ):
-                raise WireError("hashes must map strings to strings")
+            hashes = _hashes(f.get("hashes") or {})
             url = _absolute(base_url, f["url"])
             filename = f.get("filename") or _filename_from_url(url)
             meta = f.get("core-metadata", f.get("dist-info-metadata", False))
@@ -219,7 +227,7 @@ def parse_json(name: str, body: str | bytes, base_url: str) -> ProjectDetail:
                 File(
                     filename=str(filename),
                     url=url,
-                    hashes={k.lower(): v for k, v in hashes.items()},
+                    hashes=hashes,
                     requires_python=_opt_str(f, "requires-python") or None,
                     yanked=yanked if isinstance(yanked, str | bool) else bool(yanked),
                     core_metadata=meta if isinstance(meta, dict) else bool(meta),

@@ -1,10 +1,11 @@
 """The cold-page fast paths give exactly what the general code gives: absolute file URLs
-(``urljoin``/``urldefrag``) and versions and kinds from file names (packaging)."""
+(``urljoin``/``urldefrag``), versions and kinds from file names (packaging), file names in the
+proxy's own URLs (``quote``)."""
 
 from __future__ import annotations
 
 import random
-from urllib.parse import urldefrag, urljoin
+from urllib.parse import quote, urldefrag, urljoin
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -14,6 +15,8 @@ from packaging.utils import (
 )
 
 from proxy.pypi.filefacts import parse_filename
+from proxy.pypi.model import File, ProjectDetail
+from proxy.pypi.routes import _proxied
 from proxy.pypi.wire import _absolute
 
 BASE = "https://index.example/simple/demo/"
@@ -97,3 +100,12 @@ def test_file_names_parse_as_packaging_parses_them() -> None:
         names.append(base[:i] + rnd.choice("-._0a!xV+") + base[i + 1 :])
     for name in names:
         assert parse_filename(name) == _reference_name(name), name
+
+
+def test_file_names_in_proxy_urls_are_quoted_as_quote_does() -> None:
+    names = ["torch-2.5.1+cu121-cp311-cp311-linux_x86_64.whl", "a b.whl", "é.whl", "x~y-1.0.tar.gz"]
+    detail = ProjectDetail("demo", tuple(File(n, "https://h/" + n) for n in names))
+    urls = [f.url for f in _proxied(detail, {}).files]
+    assert urls == [f"../../files/demo/{quote(n)}" for n in names]
+    assert urls[0].endswith("torch-2.5.1%2Bcu121-cp311-cp311-linux_x86_64.whl")
+    assert urls[3].endswith("x~y-1.0.tar.gz")
