@@ -1,4 +1,5 @@
-"""An LRU map bounded by entries and by a size each value reports (files of a page, bytes).
+"""An LRU map bounded by entries and, optionally, by a size each value reports (files of a
+page, bytes): the in-memory caches of pages, decisions, renders and known digests.
 
 Project pages range from one file to thousands, so a count of pages alone does not bound
 memory: a few hundred of the largest pages are hundreds of megabytes of parsed objects.
@@ -18,10 +19,17 @@ class SizedLru(Generic[K, V]):
     """Evicts least recently used entries while over either bound; the newest entry always
     stays, even alone over the size bound (it is in use)."""
 
-    def __init__(self, max_entries: int, max_size: int, size: Callable[[V], int]) -> None:
+    def __init__(
+        self,
+        max_entries: int,
+        *,
+        max_size: int | None = None,
+        size: Callable[[V], int] | None = None,
+    ) -> None:
+        """Without ``size`` only the number of entries is bounded."""
         self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
         self._max_entries = max_entries
-        self._max_size = max_size
+        self._max_size = max_size if size is not None and max_size is not None else None
         self._size_of = size
         self.size = 0
 
@@ -30,6 +38,10 @@ class SizedLru(Generic[K, V]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._items
+
+    def __getitem__(self, key: K) -> V:
+        """The value without touching its recency; KeyError if absent."""
+        return self._items[key][0]
 
     def get(self, key: K) -> V | None:
         """The value, marked as recently used; None if absent."""
@@ -44,15 +56,23 @@ class SizedLru(Generic[K, V]):
         hit = self._items.get(key)
         return None if hit is None else hit[0]
 
+    def pop(self, key: K) -> V | None:
+        """Remove and return the value; None if absent."""
+        hit = self._items.pop(key, None)
+        if hit is None:
+            return None
+        self.size -= hit[1]
+        return hit[0]
+
     def put(self, key: K, value: V) -> V:
-        old = self._items.pop(key, None)
-        if old is not None:
-            self.size -= old[1]
-        n = self._size_of(value)
+        """Insert or replace, as the most recent entry; evict the oldest while over a bound."""
+        self.pop(key)
+        n = self._size_of(value) if self._size_of is not None else 0
         self._items[key] = (value, n)
         self.size += n
         while len(self._items) > 1 and (
-            len(self._items) > self._max_entries or self.size > self._max_size
+            len(self._items) > self._max_entries
+            or (self._max_size is not None and self.size > self._max_size)
         ):
             _, (_, evicted) = self._items.popitem(last=False)
             self.size -= evicted

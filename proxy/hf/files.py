@@ -10,7 +10,6 @@ is still recorded (never fetched twice) and the policy decides on every later re
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from mirror_store.digest import GIT_BLOB_SHA1, Digest
 from mirror_store.fill import Fill, Filler, FillFailed
 
 from ..errors import AirlockError, OfflineMiss, UpstreamInvalid
+from ..lru import SizedLru
 from ..serving import send_blob, send_fill
 from ..trust.attest_served import OnServed, notify_served
 from .model import FileMeta, RepoRef
@@ -55,18 +55,15 @@ class HfFiles:
         self._tables = tables
         self._blobs = blobs
         self._filler = filler
-        self._digests: OrderedDict[str, Digest] = OrderedDict()
+        self._digests: SizedLru[str, Digest] = SizedLru(MEMORY_DIGESTS)
         # Awaited for every new blob before it is recorded or fully served (scanning hook).
         self.on_verified: OnVerified | None = None
 
     def _remember(self, meta: FileMeta, digest: Digest) -> None:
-        self._digests[meta.content_key] = digest
-        self._digests.move_to_end(meta.content_key)
-        while len(self._digests) > MEMORY_DIGESTS:
-            self._digests.popitem(last=False)
+        self._digests.put(meta.content_key, digest)
 
     async def known_digest(self, meta: FileMeta) -> Digest | None:
-        digest = self._digests.get(meta.content_key)
+        digest = self._digests.peek(meta.content_key)
         if digest is None:
             digest = await self._tables.stored_digest(meta)
             if digest is not None:
@@ -97,7 +94,7 @@ class HfFiles:
                     request, self._blobs.blob_path(digest), digest, content_type, headers
                 )
             except FileNotFoundError:  # quarantined or collected since: fetch it again
-                self._digests.pop(ctx.meta.content_key, None)
+                self._digests.pop(ctx.meta.content_key)
                 await self._tables.forget_digest(digest)
             else:
                 notify_served(request, resp, on_served, digest)

@@ -22,6 +22,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 
 from ..errors import OfflineMiss, UpstreamInvalid, UpstreamUnavailable
+from ..lru import SizedLru
 from .hub_client import HubBody, HubClient, HubResponse
 from .model import FileMeta, RepoInfo, RepoRef, is_commit
 from .stored import HfTables
@@ -67,7 +68,7 @@ class HubSource:
         self._ttl = ttl
         self._offline = offline or client is None
         self._clock = clock
-        self._mem: OrderedDict[tuple[str, ...], tuple[RepoInfo, float]] = OrderedDict()
+        self._mem: SizedLru[tuple[str, ...], tuple[RepoInfo, float]] = SizedLru(MEMORY_ENTRIES)
         self._inflight: dict[tuple[str, ...], asyncio.Future[RepoInfo]] = {}
         self._access: OrderedDict[tuple[str, ...], float] = OrderedDict()
         self.no_upstream_reason = (
@@ -92,16 +93,13 @@ class HubSource:
 
     # ---- repo info ---------------------------------------------------------------------------
     def _remember(self, key: tuple[str, ...], info: RepoInfo, at: float) -> None:
-        self._mem[key] = (info, at)
-        self._mem.move_to_end(key)
-        while len(self._mem) > MEMORY_ENTRIES:
-            self._mem.popitem(last=False)
+        self._mem.put(key, (info, at))
 
     async def _stored(
         self, ref: RepoRef, rev: str, query: str, scope: str
     ) -> tuple[RepoInfo, float] | None:
         key = (ref.repo_type, ref.repo_id, rev, query, scope)
-        hit = self._mem.get(key)
+        hit = self._mem.peek(key)
         if hit is not None:
             return hit
         doc = await self._tables.get_info(ref, rev, query, scope)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import zipfile
-from collections import OrderedDict
 from pathlib import Path
 
 from aiohttp import web
@@ -24,6 +23,7 @@ from mirror_store.metadata import FileRecord, MetadataStore
 from ..decision import Client, Decision, Reason, Subject
 from ..errors import NotFound, OfflineMiss, UpstreamInvalid, UpstreamUnavailable
 from ..logging import log_decision
+from ..lru import SizedLru
 from ..serving import send_blob, send_fill
 from ..trust.attest_served import OnServed, notify_served, pypi_hook
 from ..upstream import UpstreamClient
@@ -36,6 +36,7 @@ MAX_METADATA = 16 * 1024 * 1024
 MAX_PROVENANCE = 4 * 1024 * 1024
 OCTET = "application/octet-stream"
 METADATA_TYPE = "text/plain; charset=utf-8"
+MEMORY_DIGESTS = 65536  # (project, file) -> digest of verified blobs kept in memory
 
 
 def extract_wheel_metadata(path: Path) -> bytes | None:
@@ -74,7 +75,7 @@ class PypiFiles:
         self._synth_lock = asyncio.Lock()
         # Hot-path memory: verified digests by (project, file name), and per project the
         # metadata synthesised from stored wheels (loaded once from the metadata store).
-        self._digests: OrderedDict[tuple[str, str], Digest] = OrderedDict()
+        self._digests: SizedLru[tuple[str, str], Digest] = SizedLru(MEMORY_DIGESTS)
         self._synth: dict[str, dict[str, Digest]] = {}
 
     async def stored_path(self, digest: Digest | None) -> Path | None:
@@ -96,16 +97,13 @@ class PypiFiles:
         return synth
 
     def _remember(self, project: str, filename: str, digest: Digest) -> None:
-        self._digests[(project, filename)] = digest
-        self._digests.move_to_end((project, filename))
-        while len(self._digests) > 65536:
-            self._digests.popitem(last=False)
+        self._digests.put((project, filename), digest)
 
     async def _send_stored(
         self, request: web.Request, project: str, filename: str, content_type: str
     ) -> web.StreamResponse | None:
         """Serve from the store if we know a verified blob for this file; else None."""
-        digest = self._digests.get((project, filename))
+        digest = self._digests.peek((project, filename))
         if digest is None:
             rec = await self._meta.get_file(ECOSYSTEM, project, filename)
             if rec is None or not rec.digest:
@@ -114,7 +112,7 @@ class PypiFiles:
         try:
             resp = await send_blob(request, self._blobs.blob_path(digest), digest, content_type)
         except FileNotFoundError:  # quarantined or collected since: fetch again
-            self._digests.pop((project, filename), None)
+            self._digests.pop((project, filename))
             return None
         self._remember(project, filename, digest)
         return resp

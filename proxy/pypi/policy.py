@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -30,6 +29,7 @@ from .sources import Index, ProjectPage
 
 DECISION_TTL = 300.0  # seconds before a page decision is re-evaluated (in the background)
 CACHE_ENTRIES = 2048
+PROVENANCE_ENTRIES = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +65,13 @@ class PolicyIndex:
         self._decision_ttl = decision_ttl
         self._denied_files = denied_files
         self._cache: SizedLru[tuple[object, ...], _View] = SizedLru(
-            CACHE_ENTRIES, memory_files, lambda v: len(v.page_detail.files)
+            CACHE_ENTRIES, max_size=memory_files, size=lambda v: len(v.page_detail.files)
         )
         self._refreshing: set[tuple[object, ...]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._provenance_seen: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._provenance_seen: SizedLru[tuple[str, str], dict[str, Any] | None] = SizedLru(
+            PROVENANCE_ENTRIES
+        )
 
     def kind_of(self, upstream: str) -> str:
         return self._kinds.get(upstream, "public")
@@ -248,13 +250,11 @@ class PolicyIndex:
         if self._facts is None:
             return None
         key = (page.detail.name, f.filename)
-        hit = self._provenance_seen.get(key)
+        hit = self._provenance_seen.peek(key)
         if hit is None:
             version = file_facts(f).version
             hit = await self._facts.provenance(page.upstream, page.detail.name, f, version)
-            self._provenance_seen[key] = hit
-            while len(self._provenance_seen) > 65536:
-                self._provenance_seen.popitem(last=False)
+            self._provenance_seen.put(key, hit)
         return hit
 
 

@@ -56,7 +56,7 @@ class RenderCache:
 
     def __init__(self, entries: int = 512, max_bytes: int = 64 * 1024 * 1024) -> None:
         self._cache: SizedLru[tuple[str, str], tuple[object, object, bytes]] = SizedLru(
-            entries, max_bytes, lambda hit: len(hit[2])
+            entries, max_size=max_bytes, size=lambda hit: len(hit[2])
         )
 
     def render(self, detail: ProjectDetail, synthesized: dict[str, Digest], fmt: str) -> bytes:

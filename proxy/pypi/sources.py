@@ -157,7 +157,7 @@ class StoredIndex:
         self._offline = offline
         self._clock = clock
         self._mem: SizedLru[str, ProjectPage] = SizedLru(
-            memory_pages, memory_files, lambda p: len(p.detail.files)
+            memory_pages, max_size=memory_files, size=lambda p: len(p.detail.files)
         )
         self._inflight: dict[str, asyncio.Future[ProjectPage]] = {}
         self.kinds = upstream.kinds
