@@ -235,7 +235,7 @@ def parse_json(name: str, body: str | bytes, base_url: str) -> ProjectDetail:
                     size=size if isinstance(size, int) and not isinstance(size, bool) else None,
                     upload_time=_opt_str(f, "upload-time"),
                     provenance=(
-                        _absolute(base_url, str(f["provenance"])) if f.get("provenance") else None
+                        urljoin(base_url, str(f["provenance"])) if f.get("provenance") else None
                     ),
                 )
             )
