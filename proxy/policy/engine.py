@@ -12,6 +12,7 @@ engine crash) is a deny with a ``policy-error`` reason.  Never an allow.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -49,6 +50,20 @@ def failed(message: str, revision: str, engine: str) -> Decision:
         engine=engine,
         error=message,
     )
+
+
+def entrypoint(subject: Subject) -> str:
+    """The subject's entrypoint, as the engines name it: ``airlock/<ecosystem>/decision``."""
+    return f"airlock/{subject.ecosystem}/decision"
+
+
+def missing_entrypoint(
+    subject: Subject, entrypoints: Collection[str], revision: str, engine: str
+) -> Decision | None:
+    """The deny for a subject whose ecosystem no loaded module decides; None when one does."""
+    if entrypoint(subject) in entrypoints:
+        return None
+    return failed(f"no policy defines data.airlock.{subject.ecosystem}.decision", revision, engine)
 
 
 def _reason(item: Any) -> Reason:

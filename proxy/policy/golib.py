@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..decision import Decision, Subject
-from .engine import failed, parse_result
+from .engine import entrypoint, failed, missing_entrypoint, parse_result
 from .inputs import build_input
 from .snapshot import PolicyError, Snapshot
 
@@ -106,13 +106,9 @@ class GolibEngine:
         loaded, free = self._active, self._free
         if loaded is None or free is None:
             return failed("no policy is loaded", "", ENGINE)
-        ep = f"airlock/{subject.ecosystem}/decision"
-        if ep not in loaded.entrypoints:
-            return failed(
-                f"no policy defines data.airlock.{subject.ecosystem}.decision",
-                loaded.revision,
-                ENGINE,
-            )
+        missing = missing_entrypoint(subject, loaded.entrypoints, loaded.revision, ENGINE)
+        if missing is not None:
+            return missing
         doc = build_input(subject, time.time_ns(), self._kinds.get(subject.upstream, "public"))
         try:  # a free engine at once when there is one (wait_for costs a task per call)
             slot = (
@@ -128,7 +124,7 @@ class GolibEngine:
             )
         try:
             engine = loaded.engines[slot]
-            path = ep.replace("/", ".")
+            path = entrypoint(subject).replace("/", ".")
             started = time.monotonic()
             fut = asyncio.get_running_loop().run_in_executor(
                 self._pool, engine.eval_document, path, doc

@@ -30,7 +30,7 @@ import aiohttp
 import structlog
 
 from ..decision import Decision, Subject
-from .engine import failed, parse_result
+from .engine import entrypoint, failed, missing_entrypoint, parse_result
 from .inputs import build_input
 from .snapshot import PolicyError, Snapshot
 
@@ -204,9 +204,9 @@ class OpaEngine:
             self._schedule_resync()
             why = "OPA holds no complete airlock policy (re-push pending)"
             return failed(why, self.revision, ENGINE)
-        if f"airlock/{subject.ecosystem}/decision" not in active.entrypoints():
-            why = f"no policy defines data.airlock.{subject.ecosystem}.decision"
-            return failed(why, active.revision, ENGINE)
+        missing = missing_entrypoint(subject, active.entrypoints(), active.revision, ENGINE)
+        if missing is not None:
+            return missing
         if not self.breaker.allow(time.monotonic()):
             why = f"OPA at {self.client.url} is unreachable (circuit open); not asking"
             return failed(why, active.revision, ENGINE)
@@ -223,7 +223,7 @@ class OpaEngine:
         kind = self._upstream_kinds.get(subject.upstream, "public")
         doc = build_input(subject, time.time_ns(), kind)
         try:
-            result = await self.client.evaluate(f"airlock/{subject.ecosystem}/decision", doc)
+            result = await self.client.evaluate(entrypoint(subject), doc)
         except OpaUnavailable as e:
             self.breaker.failure(time.monotonic())
             return failed(str(e), revision, ENGINE)

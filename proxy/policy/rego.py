@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..decision import Decision, Subject
-from .engine import failed, parse_result
+from .engine import entrypoint, failed, missing_entrypoint, parse_result
 from .inputs import build_input
 from .snapshot import PolicyError, Snapshot
 
@@ -150,13 +150,10 @@ class RegopyEngine:
 
     async def decide(self, subject: Subject) -> Decision:
         compiled = self._active  # read once: the whole evaluation uses one revision
-        ep = f"airlock/{subject.ecosystem}/decision"
-        if ep not in compiled.entrypoints:
-            return failed(
-                f"no policy defines data.airlock.{subject.ecosystem}.decision",
-                compiled.revision,
-                ENGINE,
-            )
+        missing = missing_entrypoint(subject, compiled.entrypoints, compiled.revision, ENGINE)
+        if missing is not None:
+            return missing
+        ep = entrypoint(subject)
         doc = build_input(
             subject, time.time_ns(), self._upstream_kinds.get(subject.upstream, "public")
         )
