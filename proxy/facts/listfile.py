@@ -1,10 +1,28 @@
-"""Writing the facts' data files (corpus, OSV list, pins) so a reader never sees half a file."""
+"""The facts' data files (corpus, OSV list, pins): read and validated with the file named in every
+error, written so a reader never sees half a file."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def load_document(path: Path, parse: Callable[[Any], T], error: type[ValueError], what: str) -> T:
+    """Read *path* as JSON and *parse* it; unreadable or invalid, raise *error* naming *path*."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{path}: cannot read {what}: {e}") from e
+    try:
+        return parse(doc)
+    except error as e:
+        raise error(f"{path}: {e}") from e
 
 
 def write_atomic(out: Path, text: str) -> None:

@@ -33,6 +33,8 @@ from typing import Any
 from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
+from .listfile import load_document
+
 KINDS = ("malicious", "vulnerability")
 SEVERITIES = ("CRITICAL", "HIGH", "MODERATE", "LOW", "UNKNOWN")
 
@@ -116,14 +118,7 @@ class OsvIndex:
 
     @classmethod
     def load(cls, path: Path) -> OsvIndex:
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise OsvError(f"{path}: cannot read OSV list: {e}") from e
-        try:
-            return cls.from_document(doc)
-        except OsvError as e:
-            raise OsvError(f"{path}: {e}") from e
+        return load_document(path, cls.from_document, OsvError, "OSV list")
 
     @classmethod
     def from_document(cls, doc: Any) -> OsvIndex:

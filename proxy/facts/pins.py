@@ -27,6 +27,8 @@ from typing import Any
 from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
+from .listfile import load_document
+
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -103,14 +105,7 @@ class PinIndex:
 
     @classmethod
     def load(cls, path: Path) -> PinIndex:
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise PinsError(f"{path}: cannot read pins list: {e}") from e
-        try:
-            return cls.from_document(doc)
-        except PinsError as e:
-            raise PinsError(f"{path}: {e}") from e
+        return load_document(path, cls.from_document, PinsError, "pins list")
 
     @classmethod
     def from_document(cls, doc: Any) -> PinIndex:
