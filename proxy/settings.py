@@ -115,6 +115,15 @@ class AccessSettings:
     # Requests without a known token: "loopback" allows them only from 127.0.0.0/8 and ::1.
     anonymous: Literal["allow", "loopback", "deny"] = "loopback"
     clients: tuple[ClientSettings, ...] = ()
+    # Failed admin logins (page form, admin API and /metrics tokens), counted per source
+    # address and per client: this many within login_window seconds lock that source or
+    # client out for login_lockout seconds, doubling per repeated lockout up to
+    # login_lockout_max; login_tracked sources and clients are remembered (LRU) each.
+    login_max_failures: int = 5
+    login_window: float = 300.0
+    login_lockout: float = 60.0
+    login_lockout_max: float = 3600.0
+    login_tracked: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +324,17 @@ def _check_access(s: Settings, problems: list[str]) -> None:
         unknown = set(c.scopes) - {"admin"}
         if unknown:
             problems.append(f"{where}.scopes: unknown {sorted(unknown)}; known: ['admin']")
+    a = s.access
+    if not 1 <= a.login_max_failures <= 1000:
+        problems.append("access.login_max_failures: must be 1-1000")
+    if not 0 < a.login_window <= 86400:
+        problems.append("access.login_window: must be > 0 and <= 86400 seconds")
+    if not 0 < a.login_lockout <= a.login_lockout_max:
+        problems.append("access.login_lockout: must be > 0 and <= access.login_lockout_max")
+    if a.login_lockout_max > 86400:
+        problems.append("access.login_lockout_max: must be <= 86400 seconds")
+    if not 1 <= a.login_tracked <= 1_000_000:
+        problems.append("access.login_tracked: must be 1-1000000")
 
 
 def _is_http_url(url: str) -> bool:
