@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= $(wildcard airlock.toml)
 
-.PHONY: serve test lint typecheck unit clean help hf0 deps-chromium deps-system
+.PHONY: serve test lint typecheck unit clean help hf0 hf1 deps-chromium deps-system
 
 help:
 	@echo "make serve   create .venv, install, run the proxy on 127.0.0.1:8080"
@@ -42,6 +42,17 @@ $(HF0)/.installed:
 
 hf0: $(HF0)/.installed
 
+# The late 1.x hub client (httpx; per-process `.incomplete`, resume only within one call), for
+# the hostile-upstream tests (tests/integration/test_hostile_*).
+HF1 := .venv-hf1
+$(HF1)/.installed:
+	$(PYTHON) -m venv $(HF1)
+	echo "*" > $(HF1)/.gitignore  # keep the environment out of git
+	$(HF1)/bin/python -m pip install --quiet 'huggingface_hub==1.33.0'
+	touch $@
+
+hf1: $(HF1)/.installed
+
 # Debian's chromium for the admin page's browser test (driven by playwright; never a browser
 # download).  Installed only as root; otherwise, if absent, that one test skips and says why.
 deps-chromium:
@@ -69,8 +80,8 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-test: lint typecheck hf0 deps-chromium deps-system
+test: lint typecheck hf0 hf1 deps-chromium deps-system
 	$(BIN)/python -m pytest -m "not network"
 
 clean:
-	rm -rf $(VENV) $(HF0) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(HF0) $(HF1) var .mypy_cache .ruff_cache .pytest_cache

@@ -123,6 +123,21 @@ def hf0_python() -> str:
     return str(python)
 
 
+HF1_VENV = Path(__file__).resolve().parents[2] / ".venv-hf1"
+
+
+def hf1_python() -> str:
+    """The interpreter of the 1.x client environment (``make hf1`` creates it); AssertionError
+    with the fix when it is missing, like ``hf0_python``."""
+    python = HF1_VENV / "bin" / "python"
+    if not python.exists():
+        raise AssertionError(
+            f"{python} is missing: run `make hf1` (part of `make test`) to create the "
+            "huggingface_hub 1.x client environment"
+        )
+    return str(python)
+
+
 async def run_hf(
     snippet: str, env: dict[str, str], *, timeout: float = 180, python: str | None = None
 ) -> ClientRun:
