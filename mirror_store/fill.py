@@ -3,8 +3,16 @@
 A Fill streams an upstream body into a BlobWriter (hashing as it goes).  Any number of readers
 attach to the same Fill and read the temp file as it grows, so the first client is served at
 upstream speed and later ones join without a second upstream request.  Readers never receive
-the last byte before the blob is verified and published: on a hash or size mismatch, or a cut
-upstream, every reader's transfer fails short and nothing becomes visible in the store.
+the last byte of what they asked for (the whole body or a range) before the blob is verified
+and published: on a hash or size mismatch, or a cut upstream, every reader's transfer fails
+short and nothing becomes visible in the store.
+
+A failed fill may still have sent unverified bytes (all but the last) to its readers, and a
+client keeps those in its partial download and resumes later with ``Range: bytes=N-``.  So the
+Filler remembers, per content (its *taint key*), how far unverified bytes may have reached a
+client (``tainted_upto``), persisted through a ``TaintLedger`` so it survives restarts; the
+serving layer answers a resume into that prefix with the whole verified body instead of a
+tail that would be joined to the unverified head (``proxy.ranges``).
 """
 
 from __future__ import annotations
@@ -18,9 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import structlog
+
 from .blobs import BlobStore, BlobWriter, VerificationError
 from .digest import Digest
 
+log = structlog.get_logger("airlock.store")
 WRITE_BATCH = 256 * 1024
 READ_CHUNK = 1024 * 1024
 
@@ -33,6 +44,13 @@ class UpstreamBody(Protocol):
         """Content-Length if the upstream sent one."""
 
     def chunks(self) -> AsyncIterator[bytes]: ...
+
+
+class TaintLedger(Protocol):
+    """Durable record of how far unverified bytes of a content may have reached clients."""
+
+    async def record_taint(self, key: str, upto: int) -> None:
+        """Remember max(existing, *upto*) for *key*."""
 
 
 class FillFailed(Exception):
@@ -48,6 +66,7 @@ class FillFailed(Exception):
 class Fill:
     key: str
     expected_size: int | None
+    taint_key: str = ""
     size: int | None = None
     written: int = 0
     temp_path: Path | None = None
@@ -89,14 +108,30 @@ class Fill:
 class Filler:
     """Owns the in-flight fills of one BlobStore."""
 
-    def __init__(self, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        ledger: TaintLedger | None = None,
+        tainted: dict[str, int] | None = None,
+    ) -> None:
         self._blobs = blobs
         self._inflight: dict[str, Fill] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ledger = ledger
+        self._tainted: dict[str, int] = dict(tainted or {})  # taint key -> offset
         self.upstream_fetches = 0  # counted for tests and metrics
 
     def get(self, key: str) -> Fill | None:
         return self._inflight.get(key)
+
+    def tainted_upto(self, taint_key: str) -> int:
+        """How far unverified bytes of this content may have reached a client (0: never)."""
+        return self._tainted.get(taint_key, 0)
+
+    def _taint(self, fill: Fill) -> None:
+        """Before a failure is visible to readers: everything written may have been sent."""
+        if fill.written > self._tainted.get(fill.taint_key, 0):
+            self._tainted[fill.taint_key] = fill.written
 
     def start(
         self,
@@ -106,16 +141,18 @@ class Filler:
         expected_size: int | None,
         on_commit: Callable[[Digest], Awaitable[None]],
         on_fail: Callable[[FillFailed], None] | None = None,
+        taint_key: str | None = None,
     ) -> Fill:
         """Return the fill for *key*, starting one if none is in flight.
 
         *on_commit* runs once the blob is published (before readers get the last byte);
-        *on_fail* runs once if the fill fails.
+        *on_fail* runs once if the fill fails.  *taint_key* names the content as clients ask
+        for it (default: *key*), for ``tainted_upto``.
         """
         fill = self._inflight.get(key)
         if fill is not None:
             return fill
-        fill = Fill(key, expected_size)
+        fill = Fill(key, expected_size, taint_key or key)
         self._inflight[key] = fill
         task = asyncio.create_task(self._run(fill, open_body, expected, on_commit, on_fail))
         self._tasks.add(task)
@@ -165,11 +202,11 @@ class Filler:
                 raise FillFailed(f"verification failed: {e}") from e
             await on_commit(fill.digest)
         except FillFailed as e:
-            fill.error = e
+            self._fail(fill, e)
         except Exception as e:  # upstream cut, disk full, ...: nothing becomes visible
-            fill.error = FillFailed(_describe(e), cause=e)
+            self._fail(fill, FillFailed(_describe(e), cause=e))
         except asyncio.CancelledError:
-            fill.error = FillFailed("fill cancelled (server shutting down)")
+            self._fail(fill, FillFailed("fill cancelled (server shutting down)"))
             raise
         finally:
             if fill.error is not None and writer is not None:
@@ -182,6 +219,19 @@ class Filler:
                 fill._fd = None
             fill.finished.set()
             await fill._notify()
+            if fill.error is not None and fill.written and self._ledger is not None:
+                await self._record_taint(fill.taint_key)
+
+    def _fail(self, fill: Fill, error: FillFailed) -> None:
+        self._taint(fill)  # first: a reader that sees the error may resume at once
+        fill.error = error
+
+    async def _record_taint(self, taint_key: str) -> None:
+        assert self._ledger is not None
+        try:
+            await self._ledger.record_taint(taint_key, self._tainted[taint_key])
+        except Exception as e:  # the in-memory record still guards this process
+            log.error("taint_not_recorded", key=taint_key, error=str(e) or type(e).__name__)
 
     async def aclose(self) -> None:
         for t in list(self._tasks):
@@ -196,8 +246,16 @@ def _describe(e: BaseException) -> str:
     return f"upstream transfer failed: {text}"
 
 
-def _more_than(fill: Fill, pos: int) -> Callable[[], bool]:
-    return lambda: fill.done or fill.written - 1 > pos
+def _limit(fill: Fill, end: int | None) -> int:
+    """How far a reader of [.., end) may read now: never its last byte before verification."""
+    if fill.done:
+        return fill.written if end is None else min(fill.written, end)
+    held = fill.written - 1
+    return held if end is None else min(held, end - 1)
+
+
+def _more_than(fill: Fill, pos: int, end: int | None) -> Callable[[], bool]:
+    return lambda: fill.done or fill.error is not None or _limit(fill, end) > pos
 
 
 def tail(fill: Fill, start: int = 0, end: int | None = None) -> AsyncIterator[bytes] | None:
@@ -219,14 +277,12 @@ async def _tail(fill: Fill, fd: int, start: int, end: int | None) -> AsyncIterat
         while end is None or pos < end:
             if fill.error is not None:
                 raise fill.error
-            limit = fill.written if fill.done else fill.written - 1
-            if end is not None:
-                limit = min(limit, end)
+            limit = _limit(fill, end)
             if pos >= limit:
                 if fill.done:
                     break
                 async with fill._progress:
-                    await fill._progress.wait_for(_more_than(fill, pos))
+                    await fill._progress.wait_for(_more_than(fill, pos, end))
                 continue
             n = min(READ_CHUNK, limit - pos)
             data = await loop.run_in_executor(None, os.pread, fd, n, pos)

@@ -7,6 +7,8 @@ Tables:
     pages(ecosystem, name)            last good upstream page body, validators, fetch time
     files(ecosystem, name, filename)  stored files: upstream URL, verified hashes, size, digest
     quarantine(digest)                blobs fsck moved aside, with the reason
+    tainted_transfers(key)            how far unverified bytes of a content may have reached a
+                                      client (a failed fill's readers); see mirror_store.fill
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_digest ON files(digest);
 CREATE TABLE IF NOT EXISTS quarantine (
     digest TEXT PRIMARY KEY, reason TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS tainted_transfers (
+    key TEXT PRIMARY KEY, upto INTEGER NOT NULL, at REAL NOT NULL);
 """
 
 
@@ -70,6 +74,8 @@ class MetadataStore(Protocol):
     async def files_with_digest(self, ecosystem: str, name: str) -> dict[str, Digest]: ...
     async def referenced_digests(self) -> set[str]: ...
     async def record_quarantine(self, digest: Digest, reason: str) -> None: ...
+    async def record_taint(self, key: str, upto: int) -> None: ...
+    async def taints(self) -> dict[str, int]: ...
     async def close(self) -> None: ...
 
 
@@ -219,6 +225,20 @@ class SqliteMetadata:
                 c.execute("UPDATE files SET digest=NULL, stored_at=NULL WHERE digest=?", (digest,))
 
         await self.run(q)
+
+    async def record_taint(self, key: str, upto: int) -> None:
+        await self.run(
+            lambda c: c.execute(
+                "INSERT INTO tainted_transfers VALUES (?,?,?) ON CONFLICT(key)"
+                " DO UPDATE SET upto=max(upto, excluded.upto), at=excluded.at",
+                (key, upto, time.time()),
+            )
+        )
+
+    async def taints(self) -> dict[str, int]:
+        return await self.run(
+            lambda c: dict(c.execute("SELECT key, upto FROM tainted_transfers").fetchall())
+        )
 
     async def close(self) -> None:
         def q(c: sqlite3.Connection) -> None:

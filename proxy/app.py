@@ -15,6 +15,7 @@ from mirror_store.blobs import LocalBlobStore
 from mirror_store.fill import Filler
 from mirror_store.metadata import SqliteMetadata
 
+from .admin.guard import login_guard_middleware
 from .admin.setup import observer, setup_admin
 from .appkeys import BLOBS, ENGINE, FILLER, IDENTITY, META, POLICY, SETTINGS
 from .errors import error_middleware
@@ -37,6 +38,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
             request_context_middleware,
+            login_guard_middleware,  # throttles admin token checks: sees the identity 401s
             identity_middleware(registry, settings.access),
             error_middleware,
         ],
@@ -59,7 +61,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     blobs = LocalBlobStore(root)
     blobs.clean_tmp()
     meta = SqliteMetadata(root / "metadata.sqlite3")
-    filler = Filler(blobs)
+    filler = Filler(blobs, meta, await meta.taints())
     upstreams = pypi_upstreams(settings)
     snapshot, engine = await create_engine(settings.policy, {u.name: u.kind for u in upstreams})
     manager = PolicyManager(settings.policy.path, engine, settings.policy.reload_interval)

@@ -24,31 +24,38 @@ from mirror_store.fill import Fill, FillFailed, tail
 
 from .appkeys import METRICS
 from .errors import BadRequest
+from .ranges import ByteRange, Unsatisfiable, choose_range
 
 log = structlog.get_logger("airlock.serving")
 CHUNK = 256 * 1024
 
 
-def _range(request: web.Request, size: int) -> tuple[int, int] | None:
-    """(start, end_exclusive) for a satisfiable single Range, None for the whole body."""
-    if "Range" not in request.headers:
-        return None
+def _range(
+    request: web.Request, size: int, etag: str | None, tainted_upto: int, key: str
+) -> ByteRange | None:
+    """The single range to send (None: the whole body); 416 when unsatisfiable."""
     try:
-        rng = request.http_range
-    except ValueError:
-        return None  # malformed or multi-range: RFC 9110 allows ignoring Range
-    start, stop = rng.start, rng.stop
-    if start is None and stop is None:
-        return None
-    if start is None:  # suffix: last N bytes
-        assert stop is not None
-        start, stop = max(0, size + stop) if stop < 0 else max(0, size - stop), size
-    if start < 0:
-        start = max(0, size + start)
-    stop = size if stop is None else min(stop, size)
-    if start >= size or start >= stop:
-        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
-    return start, stop
+        choice = choose_range(
+            request.headers.get("Range"),
+            request.headers.get("If-Range"),
+            size,
+            etag,
+            tainted_upto,
+        )
+    except Unsatisfiable as e:
+        raise web.HTTPRequestRangeNotSatisfiable(
+            headers={"Content-Range": f"bytes */{e.size}"}
+        ) from e
+    if choice.refused_resume:
+        log.warning(
+            "resume_refused",
+            key=key,
+            range=request.headers.get("Range"),
+            unverified_upto=tainted_upto,
+            reason="an earlier transfer of this content failed verification after sending bytes"
+            " up to this offset; the whole verified body is sent instead",
+        )
+    return choice.range
 
 
 def _count(request: web.Request, source: str, sent: int) -> None:
@@ -83,9 +90,12 @@ async def send_blob(
     digest: str,
     content_type: str,
     extra_headers: Mapping[str, str] | None = None,
+    tainted_upto: int = 0,
 ) -> web.StreamResponse:
     """Serve a stored, verified blob with sendfile.
 
+    *tainted_upto*: how far unverified bytes of this content may have reached a client
+    (``Filler.tainted_upto``); a resume into that prefix gets the whole body.
     Raises FileNotFoundError (before anything is sent) if the blob is gone.
     """
     headers = _base_headers(digest, content_type, extra_headers)
@@ -94,11 +104,11 @@ async def send_blob(
     fh: BinaryIO = await asyncio.to_thread(open, path, "rb")
     try:
         size = os.fstat(fh.fileno()).st_size
-        rng = _range(request, size)
-        start, stop = rng if rng else (0, size)
+        rng = _range(request, size, digest, tainted_upto, digest)
+        start, stop = (rng.start, rng.stop) if rng else (0, size)
         resp = web.StreamResponse(status=206 if rng else 200, headers=headers)
         if rng:
-            resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+            resp.headers["Content-Range"] = rng.content_range(size)
         resp.content_length = stop - start
         writer = await resp.prepare(request)
         if request.method == "HEAD" or stop == start:
@@ -137,19 +147,26 @@ async def send_fill(
     digest_hint: str | None,
     content_type: str,
     extra_headers: Mapping[str, str] | None = None,
+    tainted_upto: int = 0,
 ) -> web.StreamResponse | None:
-    """Stream a running fill.  None if it finished before we attached (serve the blob)."""
+    """Stream a running fill.  None if it finished before we attached (serve the blob).
+
+    The last byte of whatever is sent (the whole body or a range) waits for verification.
+    """
     await fill.wait_started()  # raises FillFailed before anything is sent
     headers = _base_headers(digest_hint, content_type, extra_headers)
     size = fill.size
-    rng = _range(request, size) if size is not None else None
-    start, stop = rng if rng else (0, size)
+    rng = None
+    if size is not None:
+        rng = _range(request, size, digest_hint, tainted_upto, fill.key)
+    start, stop = (rng.start, rng.stop) if rng else (0, size)
     body = tail(fill, start, stop)
     if body is None:
         return None
     resp = web.StreamResponse(status=206 if rng else 200, headers=headers)
     if rng:
-        resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"  # type: ignore[operator]
+        assert size is not None
+        resp.headers["Content-Range"] = rng.content_range(size)
     if stop is not None:
         resp.content_length = stop - start
     await resp.prepare(request)

@@ -88,10 +88,16 @@ class HfFiles:
         headers = self.headers(ctx)
         headers.pop("ETag")  # send_blob/send_fill set the sha256 as the strong ETag
         digest = await self.known_digest(ctx.meta)
+        tainted = self._filler.tainted_upto(_fill_key(ctx.meta))
         if digest is not None:
             try:
                 resp = await send_blob(
-                    request, self._blobs.blob_path(digest), digest, content_type, headers
+                    request,
+                    self._blobs.blob_path(digest),
+                    digest,
+                    content_type,
+                    headers,
+                    tainted,
                 )
             except FileNotFoundError:  # quarantined or collected since: fetch it again
                 self._digests.pop(ctx.meta.content_key)
@@ -106,7 +112,7 @@ class HfFiles:
         fill = self._start(ctx)
         hint = ctx.meta.sha256 if ctx.meta.lfs else None
         try:
-            streamed = await send_fill(request, fill, hint, content_type, headers)
+            streamed = await send_fill(request, fill, hint, content_type, headers, tainted)
             if streamed is not None:
                 notify_served(request, streamed, on_served, fill)  # nothing if the fill failed
                 return streamed
@@ -116,7 +122,8 @@ class HfFiles:
         path = await asyncio.to_thread(self._blobs.path, digest)
         if path is None:
             raise UpstreamInvalid(f"{ctx.meta.path} vanished from the store")
-        resp = await send_blob(request, path, digest, content_type, headers)
+        tainted = self._filler.tainted_upto(_fill_key(ctx.meta))  # this fill may have failed
+        resp = await send_blob(request, path, digest, content_type, headers, tainted)
         notify_served(request, resp, on_served, digest)
         return resp
 
@@ -152,13 +159,18 @@ class HfFiles:
             )
 
         return self._filler.start(
-            f"hf:{meta.content_key}",
+            _fill_key(meta),
             lambda: self._source.open_file(ctx.repo, ctx.commit, meta, ctx.auth),
             expected,
             meta.size,
             on_commit,
             on_fail,
         )
+
+
+def _fill_key(meta: FileMeta) -> str:
+    """One fill, and one taint record, per content (LFS sha256 or git blob sha1)."""
+    return f"hf:{meta.content_key}"
 
 
 def _fill_error(ctx: HfFileContext, e: FillFailed) -> AirlockError:

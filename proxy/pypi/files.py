@@ -56,6 +56,11 @@ def extract_wheel_metadata(path: Path) -> bytes | None:
         return None
 
 
+def _taint_key(project: str, filename: str) -> str:
+    """A file as clients ask for it (whatever upstream served it): the key of its taint."""
+    return f"pypi:{project}/{filename}"
+
+
 class PypiFiles:
     def __init__(
         self,
@@ -110,7 +115,13 @@ class PypiFiles:
                 return None
             digest = rec.digest
         try:
-            resp = await send_blob(request, self._blobs.blob_path(digest), digest, content_type)
+            resp = await send_blob(
+                request,
+                self._blobs.blob_path(digest),
+                digest,
+                content_type,
+                tainted_upto=self._filler.tainted_upto(_taint_key(project, filename)),
+            )
         except FileNotFoundError:  # quarantined or collected since: fetch again
             self._digests.pop((project, filename))
             return None
@@ -152,6 +163,7 @@ class PypiFiles:
             size,
             on_commit,
             lambda e: self._verification_failed(subject, e.reason),
+            taint_key=_taint_key(project, record_as),
         )
 
     @staticmethod
@@ -175,8 +187,11 @@ class PypiFiles:
         on_served: OnServed | None = None,
     ) -> web.StreamResponse:
         fill = self._start_fill(upstream, project, f, url, expected, size, record_as, client)
+        tainted = self._filler.tainted_upto(_taint_key(project, record_as))
         try:
-            resp = await send_fill(request, fill, expected.get("sha256"), content_type)
+            resp = await send_fill(
+                request, fill, expected.get("sha256"), content_type, tainted_upto=tainted
+            )
             if resp is not None:
                 notify_served(request, resp, on_served, fill)
                 return resp
@@ -186,7 +201,8 @@ class PypiFiles:
         path = await self.stored_path(digest)
         if path is None:
             raise UpstreamInvalid(f"{record_as} vanished from the store")
-        resp = await send_blob(request, path, digest, content_type)
+        tainted = self._filler.tainted_upto(_taint_key(project, record_as))
+        resp = await send_blob(request, path, digest, content_type, tainted_upto=tainted)
         notify_served(request, resp, on_served, digest)
         return resp
 
