@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Ecosystem = Literal["pypi", "hf"]
-Action = Literal["page", "file", "metadata"]
+Action = Literal["page", "file", "metadata", "egress"]  # egress: a refused connection
 
 
 @dataclass(frozen=True, slots=True)

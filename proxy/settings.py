@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from .egress.origins import parse_allow_entry
+
 ENV_PREFIX = "AIRLOCK_"
 CONFIG_ENV = "AIRLOCK_CONFIG"
 # Variables of the airlock family that are not settings (the verify client's token).
@@ -127,6 +129,15 @@ class AccessSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class EgressSettings:
+    # Destinations airlock may connect to whatever they resolve to, besides the configured
+    # upstreams (a CDN or file host on an internal network): origins "http://10.0.0.5:8081"
+    # (exactly that scheme, host and port) or hosts "files.internal.example[:port]" (http or
+    # https, default ports unless given).  Everything else must resolve to public addresses.
+    allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     format: Literal["console", "json"] = "console"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -140,6 +151,7 @@ class Settings:
     hf: HfSettings = field(default_factory=HfSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     access: AccessSettings = field(default_factory=AccessSettings)
+    egress: EgressSettings = field(default_factory=EgressSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
 
@@ -300,6 +312,11 @@ def _check_semantics(s: Settings, problems: list[str]) -> None:
     if s.policy.reload_interval < 0:
         problems.append("policy.reload_interval: must be >= 0")
     _check_access(s, problems)
+    for i, entry in enumerate(s.egress.allow):
+        try:
+            parse_allow_entry(entry)
+        except ValueError as e:
+            problems.append(f"egress.allow[{i}]: {e}")
     if s.policy.engine == "opa" and not _is_http_url(s.policy.opa_url):
         problems.append(
             'policy.opa_url: engine = "opa" needs the OPA server\'s http(s) URL, '
