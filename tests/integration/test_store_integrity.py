@@ -116,6 +116,40 @@ async def test_range_request_answers_the_exact_slice(proxy: Proxy, fake_index: F
             assert r.status == 304
 
 
+async def test_range_edges_from_the_store(proxy: Proxy, fake_index: FakeIndex) -> None:
+    """RFC 9110 edges on a stored file: empty suffix and starts past the end are 416 with the
+    size, multi-range and a stale If-Range give the whole body, a current If-Range the slice."""
+    data = fake_index.file(WHL).dist.data
+    size = len(data)
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+    async with aiohttp.ClientSession() as s:
+        await _prime(s, proxy)
+        assert await _read(s, proxy.url + URL) == data  # stored from here on
+        for unsatisfiable in ("bytes=-0", f"bytes={size}-", f"bytes={size}-{size + 10}"):
+            async with s.get(proxy.url + URL, headers={"Range": unsatisfiable}) as r:
+                assert r.status == 416, unsatisfiable
+                assert r.headers["Content-Range"] == f"bytes */{size}"
+        whole = [
+            {"Range": "bytes=0-1,5-6"},
+            {"Range": "bytes=9-3"},
+            {"Range": "pages=1-2"},
+            {"Range": "bytes=10-", "If-Range": '"0123"'},
+            {"Range": "bytes=10-", "If-Range": "Tue, 01 Dec 2026 10:00:00 GMT"},
+        ]
+        for headers in whole:
+            async with s.get(proxy.url + URL, headers=headers) as r:
+                assert r.status == 200, headers
+                assert "Content-Range" not in r.headers
+                assert await r.read() == data
+        async with s.get(proxy.url + URL, headers={"Range": "bytes=10-", "If-Range": etag}) as r:
+            assert r.status == 206
+            assert r.headers["Content-Range"] == f"bytes 10-{size - 1}/{size}"
+            assert await r.read() == data[10:]
+        async with s.get(proxy.url + URL, headers={"Range": f"bytes={size - 1}-"}) as r:
+            assert r.status == 206
+            assert await r.read() == data[-1:]
+
+
 @pytest.mark.parametrize(
     "path",
     [
