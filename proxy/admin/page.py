@@ -26,7 +26,9 @@ from ..trust.records import TrustRecords
 from . import templates
 from .api import collect_stats, is_quarantined, parse_approval, parse_digest, parse_filters
 from .auth import is_admin
+from .guard import LOGIN_THROTTLE
 from .sessions import COOKIE, Session, SessionStore
+from .throttle import source_key
 
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("admin_sessions")
 IDENTITIES: web.AppKey[IdentityRegistry] = web.AppKey("admin_identities")
@@ -41,8 +43,10 @@ HEADERS = {
 }
 
 
-def _html(body: str, status: int = 200) -> web.Response:
-    return web.Response(text=body, status=status, content_type="text/html", headers=HEADERS)
+def _html(body: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        text=body, status=status, content_type="text/html", headers={**HEADERS, **(headers or {})}
+    )
 
 
 def _see(location: str) -> web.HTTPSeeOther:
@@ -120,10 +124,19 @@ async def login(request: web.Request) -> web.StreamResponse:
         if isinstance(token, str) and token.strip()
         else None
     )
+    # Throttled before the token counts, so a correct token is refused while locked too.
+    throttle, source = request.app[LOGIN_THROTTLE], source_key(request.remote)
+    lock = throttle.refused(source, client.id if client else None, "page")
+    if lock is not None:
+        page = templates.login_page(lock.message())
+        return _html(page, 429, {"Retry-After": lock.retry_after_header})
     if client is None:
+        throttle.failed(source, None, "page", "unknown token")
         return _html(templates.login_page("Unknown token."), 401)
     if not is_admin(client):
+        throttle.failed(source, client.id, "page", "lacks the admin scope")
         return _html(templates.login_page(f"{client.id} lacks the admin scope."), 403)
+    throttle.succeeded(client.id)
     sessions = request.app[SESSIONS]
     sid, _ = sessions.create(client)
     resp = _see("/admin/")

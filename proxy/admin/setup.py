@@ -12,16 +12,18 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..appkeys import IDENTITY, META, RECORDS
+from ..appkeys import IDENTITY, META, RECORDS, SETTINGS
 from ..logging import add_decision_sink
 from ..metrics_collectors import setup_metrics
 from ..metrics_collectors import upstream_observer as observer
 from ..trust.records import TrustRecords
 from .api import setup_api
 from .clients import CLIENTS, ClientStore, load_clients, setup_clients
+from .guard import LOGIN_THROTTLE
 from .page import IDENTITIES, SESSIONS, setup_page
 from .recorder import DecisionRecorder
 from .sessions import SessionStore
+from .throttle import LoginThrottle
 
 RECORDER: web.AppKey[DecisionRecorder] = web.AppKey("decision_recorder")
 
@@ -34,6 +36,9 @@ def setup_admin(app: web.Application) -> None:
     app[RECORDER] = recorder
     add_decision_sink(app, recorder.sink)
     app[SESSIONS] = SessionStore()
+    # Failed logins of the page and token checks of the admin API (guard.login_guard_middleware,
+    # installed by create_app in front of the identity middleware) share one throttle.
+    app[LOGIN_THROTTLE] = LoginThrottle.from_settings(app[SETTINGS].access)
     # The page's login form checks tokens against the same configured clients as the
     # identity middleware (which only reads Authorization headers).
     app[IDENTITIES] = app[IDENTITY]  # the same registry, API-made clients included

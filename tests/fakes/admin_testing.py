@@ -6,7 +6,7 @@ app in their own tests.  Tokens here are test values, never defaults of the prox
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,9 +61,14 @@ class Running:
 
 
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[Running]:
-    """``create_app(settings)`` served on 127.0.0.1, port 0, until the block ends."""
+async def running_app(
+    settings: Settings, prepare: Callable[[web.Application], None] | None = None
+) -> AsyncIterator[Running]:
+    """``create_app(settings)`` served on 127.0.0.1, port 0, until the block ends; *prepare*
+    may replace collaborators first (e.g. the login throttle, with an injected clock)."""
     app = create_app(settings)
+    if prepare is not None:
+        prepare(app)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
