@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import structlog
 
 from mirror_store.fill import FillFailed
 
-from .scan import SCANNER_VERSION, Limits, load_allowlist, scan_file
+from .scan import SCANNER_VERSION, Limits, load_allowlist, names, scan_file
 from .trust.records import TrustRecords, Verdict
 
 log = structlog.get_logger("airlock.scan")
@@ -38,6 +38,15 @@ def summary(verdict: Verdict) -> str:
         parts.append(f"{f['message']}{where}")
     more = len(verdict.findings) - 3
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def named(verdict: Verdict, name: str) -> Verdict:
+    """The digest's verdict as it applies to the file ``name``: unrecognised content under a
+    model-like name is a finding (fail closed; see ``proxy.scan.names``)."""
+    extra = names.finding(verdict.format, name)
+    if extra is None or verdict.findings:  # findings already block it, with a precise reason
+        return verdict
+    return replace(verdict, findings=(*verdict.findings, asdict(extra)))
 
 
 class ScanGate:
@@ -58,7 +67,7 @@ class ScanGate:
 
     def _scan(self, digest: str, path: Path) -> Verdict:
         extra = load_allowlist(self._allowlist) if self._allowlist else ()
-        result = scan_file(path, limits=self._limits, extra_allowed_globals=extra)
+        result = scan_file(path, limits=self._limits, extra_allowed_globals=extra, name="")
         return Verdict(
             digest,
             SCANNER_VERSION,
@@ -114,9 +123,9 @@ class ScanGate:
         finally:
             del self._inflight[digest]
 
-    async def facts(self, digest: str, path: Path) -> dict[str, Any]:
-        """``input.facts.scan`` for a stored file."""
-        verdict = await self.verdict(digest, path)
+    async def facts(self, digest: str, path: Path, name: str = "") -> dict[str, Any]:
+        """``input.facts.scan`` for a stored file published as ``name``."""
+        verdict = named(await self.verdict(digest, path), name)
         approval = await self._records.approval(digest) if verdict.findings else None
         return {
             "scanned": True,
@@ -129,9 +138,9 @@ class ScanGate:
             "approval_reason": approval.reason if approval else None,
         }
 
-    async def check_new(self, digest: str, path: Path) -> None:
+    async def check_new(self, digest: str, path: Path, name: str = "") -> None:
         """Hook for a freshly stored file: raise FillFailed (cut the transfer) if quarantined."""
-        verdict = await self.verdict(digest, path)
+        verdict = named(await self.verdict(digest, path), name)
         if verdict.clean:
             return
         approval = await self._records.approval(digest)

@@ -55,7 +55,7 @@ def _scan_facts(
         digest = await files.known_digest(meta)
         if digest is None:
             return None  # not stored yet: scanned when the first fetch completes
-        return await gate.facts(digest, blobs.blob_path(digest))
+        return await gate.facts(digest, blobs.blob_path(digest), meta.path)
 
     return facts
 
@@ -88,7 +88,7 @@ async def _hf_lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[routes.SERVICE] = HfService(source, policy, PolicyData(settings.policy.path, engine))
     files = HfFiles(source, tables, app[BLOBS], app[FILLER])
     gate = await _scan_gate(app)
-    files.on_verified = lambda digest, path, _ctx: gate.check_new(digest, path)
+    files.on_verified = lambda digest, path, ctx: gate.check_new(digest, path, ctx.meta.path)
     app[routes.SERVICE].scan_facts = _scan_facts(files, gate, app[BLOBS])
     app[routes.FILES] = files
     app[routes.AUTH] = (hf.token, hf.forward_client_token)

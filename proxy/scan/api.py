@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from . import containers, detect, gguf, hdf5, keras, numpy_, onnx, safetensors, zips
+from . import containers, detect, gguf, hdf5, keras, names, numpy_, onnx, safetensors, wire, zips
 from .allowlist import Allowlist, check_entries, load_allowlist
 from .model import SCANNER_VERSION, Abort, Context, Limits, ScanResult
 from .pickle import scan_pickle, scan_pickle_parts
@@ -24,8 +24,14 @@ def scan_file(
     *,
     limits: Limits = Limits(),  # noqa: B008 - frozen, so a shared default is safe
     extra_allowed_globals: Iterable[str] = (),
+    name: str | None = None,
 ) -> ScanResult:
-    """Scan one file (blocking; run it in a thread).  Raises ``OSError`` if it cannot be read."""
+    """Scan one file (blocking; run it in a thread).  Raises ``OSError`` if it cannot be read.
+
+    ``name`` (default: the path's own name) is the file's published name: content the scanner
+    does not recognise under a model-like name is a finding (:mod:`.names`).  Pass ``""`` for a
+    verdict on the content alone (cached per digest; :func:`.names.finding` is applied per name).
+    """
     allow = Allowlist([*load_allowlist(), *check_entries(extra_allowed_globals)])
     ctx = Context(limits, allow)
     with path.open("rb", buffering=0) as raw:
@@ -43,6 +49,9 @@ def scan_file(
             except Exception as e:  # a parser bug or an input nobody foresaw: fail closed
                 ctx.add("unscannable", f"the scanner failed ({type(e).__name__}: {e})", "")
                 fmt = ctx.top_format
+    unrecognised = names.finding(fmt, path.name if name is None else name)
+    if unrecognised is not None and not ctx.findings:  # only a clean verdict needs it
+        ctx.add(unrecognised.rule, unrecognised.message, unrecognised.location)
     return ScanResult(fmt, tuple(ctx.findings), SCANNER_VERSION, counting.count)
 
 
@@ -55,7 +64,26 @@ def scan_object(
     seekable: bool,
     hint: str | None,
 ) -> str:
-    """Scan the object ``f`` (at its start); returns its format.  The recursive entry point."""
+    """Scan the object ``f`` (at its start); returns its format.  The recursive entry point.
+
+    A container member with a model-like name whose content is not recognised is a finding.
+    """
+    fmt = _scan_object(ctx, f, location, depth, size, seekable, hint)
+    unrecognised = names.finding(fmt, location, location) if location else None
+    if unrecognised is not None:
+        ctx.add(unrecognised.rule, unrecognised.message, location)
+    return fmt
+
+
+def _scan_object(
+    ctx: Context,
+    f: IO[bytes],
+    location: str,
+    depth: int,
+    size: int | None,
+    seekable: bool,
+    hint: str | None,
+) -> str:
     head = f.read(detect.HEAD)
     if seekable:
         f.seek(0)
@@ -74,6 +102,8 @@ def scan_object(
     kind = detect.sniff(head, size)
     if depth == 0:
         ctx.top_format = kind if kind not in ("?", "onnx?") else "unknown"
+    if kind in detect.OPAQUE:
+        return kind
     if kind in detect.CONTAINERS and not ctx.check_depth(depth + 1, location):
         return kind
     if kind in _RANDOM_ACCESS and not seekable:
@@ -83,7 +113,7 @@ def scan_object(
             return kind
         tmp, tmp_size = spooled
         with tmp:
-            return scan_object(ctx, tmp, location, depth, tmp_size, True, hint)
+            return _scan_object(ctx, tmp, location, depth, tmp_size, True, hint)
     if kind == "?" and seekable and size is not None and detect.hdf5_offset(f, size) is not None:
         kind = "hdf5"
     return _dispatch(ctx, kind, f, head, reader, location, depth, size, seekable)
@@ -107,7 +137,7 @@ def _dispatch(
     if kind == "tar":
         src = f if seekable else io.BufferedReader(ReaderIO(reader()))
         return containers.scan_tar(ctx, src, seekable, location, depth, scan)
-    if kind in ("gzip", "bz2", "xz", "lzma", "zlib"):
+    if kind in ("gzip", "bz2", "xz", "lzma", "zlib", "joblib-zf"):
         src = f if seekable else io.BufferedReader(ReaderIO(reader()))
         return containers.scan_compressed(ctx, kind, src, location, depth, scan)
     if kind in detect.UNSCANNABLE:
@@ -123,13 +153,20 @@ def _dispatch(
         assert size is not None
         return _scan_hdf5(ctx, f, size, location)
     if kind == "onnx?":
-        return onnx.scan_onnx(ctx, reader(), location) or _plain(head)
+        return onnx.scan_onnx(ctx, reader(), location) or _plain(head, reader, seekable)
     if kind == "pickle" or (head[:1] and head[0] in detect.PICKLE_OPCODES):
-        return scan_pickle(ctx, reader(), location) or _plain(head)
-    return _plain(head)
+        return scan_pickle(ctx, reader(), location) or _plain(head, reader, seekable)
+    return _plain(head, reader, True)
 
 
-def _plain(head: bytes) -> str:
+def _plain(head: bytes, reader: _ReaderFactory, rewind: bool) -> str:
+    """What no scanner claimed: ``empty``, a code-free serialisation (if the stream can still
+    be read from its start), ``other`` (text) or ``unknown``."""
+    if not head:
+        return "empty"
+    known = wire.identify(reader()) if rewind else None
+    if known is not None:
+        return known
     return "other" if detect.looks_like_text(head) else "unknown"
 
 

@@ -1,4 +1,5 @@
-"""Tar archives and single-stream compression (gzip, bz2, xz, lzma-alone, zlib).
+"""Tar archives and single-stream compression (gzip, bz2, xz, lzma-alone, zlib, and joblib's
+legacy "Z-file": a short header, then zlib).
 
 Every byte that comes out of a decompressor is counted against the total budget and the
 expansion ratio, so a bomb stops as a finding long before memory or disk fill up.  A
@@ -18,6 +19,7 @@ import zlib
 from collections.abc import Callable
 from typing import IO
 
+from .detect import zfile_header
 from .model import RATIO_FLOOR, Context, join
 from .stream import CHUNK_MAX
 
@@ -120,7 +122,12 @@ def scan_compressed(
     ctx: Context, kind: str, f: IO[bytes], location: str, depth: int, scan: ScanFn
 ) -> str:
     src = _Counting(f)
-    guard = _Guard(ctx, _decompressor(kind, io.BufferedReader(src)), src, location)
+    packed = io.BufferedReader(src)
+    declared = None
+    if kind == "joblib-zf":  # sniffed, so the header is there: skip it, a zlib stream follows
+        offset, declared = zfile_header(packed.peek(64)[:64]) or (0, None)
+        packed.read(offset)
+    guard = _Guard(ctx, _decompressor(kind, packed), src, location)
     with io.BufferedReader(guard, buffer_size=CHUNK_MAX) as stream:
         inner = scan(stream, location, depth + 1, None, False, None)
         while stream.read(CHUNK_MAX):  # the rest still counts against size and ratio limits
@@ -129,6 +136,12 @@ def scan_compressed(
         if kind in WEAK_MAGIC and guard.out == 0:
             return "unknown"  # the magic bytes were a coincidence
         ctx.add("container-malformed", f"{kind} stream is corrupt ({guard.error})", location)
+    elif declared is not None and declared != guard.out:
+        ctx.add(
+            "container-malformed",
+            f"joblib Z-file declares {declared} bytes but holds {guard.out}",
+            location,
+        )
     return kind if inner in ("other", "unknown") else f"{kind}+{inner}"
 
 

@@ -24,9 +24,19 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x93NUMPY", "npy"),
     (b"GGUF", "gguf"),
     (HDF5_SIGNATURE, "hdf5"),
+    # Raw-tensor formats with no code path (legacy llama.cpp/whisper.cpp ggml, fastText).
+    (b"lmgg", "ggml"),
+    (b"fmgg", "ggml"),
+    (b"tjgg", "ggml"),
+    (b"algg", "ggml"),
+    (b"\xba\x16\x4f\x2f", "fasttext"),
 )
+OPAQUE = frozenset({"ggml", "fasttext"})
+"""Recognised by their magic alone: nothing in them is ever deserialised into objects."""
+ZFILE_PREFIX = b"ZF"
+_ZFILE_FIELD = 19  # joblib: len(hex(2**64)), the field the length is written in
 
-CONTAINERS = frozenset({"zip", "tar", "gzip", "bz2", "xz", "lzma", "zlib"})
+CONTAINERS = frozenset({"zip", "tar", "gzip", "bz2", "xz", "lzma", "zlib", "joblib-zf"})
 UNSCANNABLE = {
     "7z": "7z archive cannot be inspected (no vetted decoder); blocked fail-closed",
     "lz4": "lz4 stream cannot be inspected (no stdlib decoder); blocked fail-closed",
@@ -39,6 +49,8 @@ def sniff(head: bytes, size: int | None = None) -> str:
     for magic, kind in _MAGIC:
         if head.startswith(magic):
             return kind
+    if zfile_header(head) is not None:
+        return "joblib-zf"
     if head[:3] == b"BZh" and head[3:4] in b"123456789" and head[4:10] == b"1AY&SY":
         return "bz2"
     if is_tar(head):
@@ -49,11 +61,27 @@ def sniff(head: bytes, size: int | None = None) -> str:
         return "pickle"
     if len(head) >= 2 and head[0] == 0x78 and head[1] in (0x01, 0x5E, 0x9C, 0xDA):
         return "zlib"
-    if head[:3] == b"\x5d\x00\x00" and len(head) >= 13:
+    if head[:2] == b"\x5d\x00" and len(head) >= 13:  # joblib's lzma test: 2 bytes
         return "lzma"
     if head[:1] == b"\x08":
         return "onnx?"
     return "?"
+
+
+def zfile_header(head: bytes) -> tuple[int, int] | None:
+    """``(data offset, declared length)`` of joblib's legacy "Z-file" (joblib < 0.10, still
+    loaded by ``joblib.load``): ``ZF``, the pickle's length in hex padded to 19 bytes (one
+    more space in files from Python 2), then a zlib stream."""
+    if not head.startswith(ZFILE_PREFIX) or len(head) < 2 + _ZFILE_FIELD + 2:
+        return None
+    try:
+        length = int(head[2 : 2 + _ZFILE_FIELD], 16)  # exactly what joblib parses
+    except ValueError:
+        return None
+    offset = 2 + _ZFILE_FIELD
+    if head[offset : offset + 1] == b" ":
+        offset += 1
+    return offset, length
 
 
 def is_tar(head: bytes) -> bool:

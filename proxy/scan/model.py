@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .allowlist import Allowlist
 
-SCANNER_VERSION = "1"
+SCANNER_VERSION = "2"
 """Bump whenever a change could alter the findings for some file (cached verdicts expire)."""
 
 MAX_FINDINGS = 200

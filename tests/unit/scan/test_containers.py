@@ -49,7 +49,7 @@ def test_total_size_bound(tmp_path: Path) -> None:
     path = tmp_path / "big.zip"
     with zipfile.ZipFile(path, "w") as zf:
         for i in range(3):
-            zf.writestr(f"part{i}.bin", os.urandom(2 * MiB))
+            zf.writestr(f"part{i}.raw", os.urandom(2 * MiB))
     assert scan_file(path).clean
     result = scan_file(path, limits=Limits(max_total_bytes=5 * MiB))
     assert rules(result) == {"container-bomb"}

@@ -219,8 +219,11 @@ def test_text_and_random_binary_are_not_pickles(tmp_path: Path) -> None:
     for i, lines in enumerate([b"click\nnumpy\nrequests\n", b"isympy\nsympy\n", b"N.\x00\x00"]):
         other = scan_bytes(tmp_path, lines, f"t{i}.txt")
         assert other.clean, lines
-    noise = scan_bytes(tmp_path, b"\x80\x02\xf3\x11" + os.urandom(2048), "noise.bin")
-    assert (noise.format, noise.clean) == ("unknown", True)
+    noise = b"\x80\x02\xf3\x11" + os.urandom(2048)
+    plain = scan_bytes(tmp_path, noise, "noise")
+    assert (plain.format, plain.clean) == ("unknown", True)
+    # ... but not clean under a model file's name (fail closed: see test_unrecognised.py)
+    assert rules(scan_bytes(tmp_path, noise, "noise.bin")) == {"unrecognised"}
 
 
 def test_findings_name_the_location_and_read_as_sentences(tmp_path: Path) -> None:
