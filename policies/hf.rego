@@ -109,18 +109,31 @@ deny contains {"rule": "not-allow-listed", "message": msg} if {
 
 unpinned_mode := object.get(cfg, "unpinned", "deny")
 
-unpinned if {
+# The branch or tag whose target the answer would show.  Bare repo info has no revision and
+# answers with the default branch's commit: it is a look-up of 'main' like any other.  Every
+# endpoint counts (a download, repo info, tree, paths-info): each one tells the client what a
+# branch points to, and a client that learns it pins that commit itself (transformers does).
+shown_revision := revision if {
 	is_string(revision)
-	pinned != true
-	endpoint in object.get(cfg, "unpinned_endpoints", ["resolve", "revision"])
+} else := "main" if {
+	endpoint == "info"
 }
+
+unpinned if {
+	is_string(shown_revision)
+	pinned != true
+}
+
+no_revision_note := " (repo info without a revision is branch 'main')" if {
+	revision == null
+} else := ""
 
 upstream_commit := c if {
 	c := object.get(facts, "upstream_commit", null)
 	is_string(c)
 }
 
-pin_hint := concat("", [": revision=\"", upstream_commit, "\" is what '", revision, "' points to now"]) if {
+pin_hint := concat("", [": revision=\"", upstream_commit, "\" is what '", shown_revision, "' points to now"]) if {
 	upstream_commit
 } else := " (a full 40-character commit id)"
 
@@ -128,8 +141,8 @@ deny contains {"rule": "unpinned", "message": msg} if {
 	unpinned
 	unpinned_mode == "deny"
 	msg := concat("", [
-		"revision '", revision, "' of ", repo_key,
-		" is a branch or tag, not a commit; pin a commit", pin_hint,
+		"revision '", shown_revision, "' of ", repo_key,
+		" is a branch or tag, not a commit; pin a commit", pin_hint, no_revision_note,
 	])
 }
 
@@ -141,11 +154,11 @@ approved_for := c if {
 } else := c if {
 	entry := approvals[repo_key]
 	is_object(entry)
-	c := object.get(entry, revision, object.get(entry, "*", null))
+	c := object.get(entry, shown_revision, object.get(entry, "*", null))
 	is_string(c)
 }
 
-now_at := concat("", [" ('", revision, "' points to ", upstream_commit, " now)"]) if {
+now_at := concat("", [" ('", shown_revision, "' points to ", upstream_commit, " now)"]) if {
 	upstream_commit
 } else := ""
 
@@ -154,7 +167,7 @@ deny contains {"rule": "unpinned-unapproved", "message": msg} if {
 	unpinned_mode == "resolve-approved"
 	not approved_for
 	msg := concat("", [
-		"no commit of ", repo_key, " is approved for revision '", revision, "'", now_at,
+		"no commit of ", repo_key, " is approved for revision '", shown_revision, "'", now_at,
 		"; an admin must approve one in policies/data/hf.json, or pin a full commit id",
 	])
 }
@@ -164,7 +177,7 @@ deny contains {"rule": "unpinned-unapproved", "message": msg} if {
 	unpinned_mode == "resolve-approved"
 	approved_for
 	commit != approved_for
-	msg := concat("", ["revision '", revision, "' of ", repo_key, " must resolve to the approved commit ", approved_for])
+	msg := concat("", ["revision '", shown_revision, "' of ", repo_key, " must resolve to the approved commit ", approved_for])
 }
 
 deny contains {"rule": "policy-config", "message": msg} if {

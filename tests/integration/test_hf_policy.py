@@ -223,7 +223,9 @@ async def test_private_repo_data_stays_with_the_token_that_fetched_it(
     hub: FakeHub, tmp_path: Path
 ) -> None:
     """Info and files of a private repo fetched with one token are not served to others."""
-    async with hf_proxy(tmp_path, hub.url) as proxy:  # default ttl: cached info would be reused
+    async with hf_proxy(  # default ttl: cached info would be reused; bare info needs "allow"
+        tmp_path, hub.url, hf_data={"unpinned": "allow"}
+    ) as proxy:
         sha = hub.commit_sha(PRIVATE_MODEL)
         snippet = f"""
             api = hf.HfApi(endpoint=endpoint)

@@ -130,7 +130,9 @@ async def test_snapshots_of_model_dataset_and_a_space_file(
 async def test_info_and_listings_with_paging_rebased_on_the_proxy(
     hub: FakeHub, proxy: HfProxy, tmp_path: Path
 ) -> None:
-    """model/dataset/space info, list_repo_files, paged list_repo_tree, get_paths_info."""
+    """model/dataset/space info, list_repo_files, paged list_repo_tree, get_paths_info (by
+    branch too: allowed here; the default policy refuses them, test_hf_unpinned.py)."""
+    await proxy.set_hf_data({"unpinned": "allow"})
     hub.mode.tree_page_size = 2
     v1 = hub.commit_sha(MODEL, "v1.0")
     run = await client(
