@@ -53,21 +53,28 @@ $(HF1)/.installed:
 
 hf1: $(HF1)/.installed
 
-# Debian's chromium for the admin page's browser test (driven by playwright; never a browser
-# download).  Installed only as root; otherwise, if absent, that one test skips and says why.
+# Debian's chromium for the admin page's browser tests (driven by playwright; never a browser
+# download).  Installed only as root and only when missing; otherwise those tests skip and say
+# why, except under CI (CI=true), where they fail (tests/require.py).
 deps-chromium:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
-	  >/dev/null; } || echo "chromium not installed (not root?): the browser test will skip"
+	  >/dev/null; } || echo "chromium not installed (not root?): the browser tests will skip (fail in CI)"
 
-# iproute2 and nftables for the deploy test that builds a restricted runner in network namespaces
-# (tests/integration/test_deploy_netns.py).  Installed only as root and only when missing;
-# otherwise that test skips and says why.
+# Debian packages for the deploy tests: iproute2 and nftables (ip, nft) for the restricted runner
+# built in network namespaces (tests/integration/test_deploy_netns.py), systemd (systemd-analyze
+# and the system's units) for the unit file's checks (tests/integration/test_deploy_services.py).
+# Installed only as root and only the missing ones; otherwise those tests skip and say why,
+# except under CI (CI=true), where they fail (tests/require.py).
 deps-system:
-	@PATH="$$PATH:/usr/sbin:/sbin"; { command -v ip && command -v nft; } >/dev/null 2>&1 \
-	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && (apt-get update -qq \
-	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables) >/dev/null; } \
-	  || echo "ip/nft not installed (not root?): the network-namespace test will skip"
+	@PATH="$$PATH:/usr/sbin:/sbin"; missing=""; \
+	  command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	  command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
+	  { command -v systemd-analyze && [ -d /usr/lib/systemd/system ]; } >/dev/null 2>&1 \
+	  || missing="$$missing systemd"; \
+	  [ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && (apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; } \
+	  || echo "not installed (not root?):$$missing: the deploy tests needing them will skip (fail in CI)"
 
 # Go's collector in the embedded OPA engine: fewer, bounded collections (proxy/runtime.py).
 serve: $(VENV)/.installed

@@ -3,17 +3,16 @@ log in, find the quarantined digest, approve it with a reason, see it recorded."
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import aiohttp
-import pytest
 from playwright.async_api import async_playwright, expect
 
 from proxy.appkeys import RECORDS
 from proxy.trust.records import Verdict
 from tests.fakes.admin_testing import ADMIN_TOKEN, running_app, settings_for_tests
+from tests.require import require_chromium
 
 DIGEST = "5e" * 32
 CHROMIUM_ARGS = [
@@ -28,19 +27,8 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _chromium() -> str:
-    """Debian's chromium (``make test`` installs it when run as root); never a download."""
-    path = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        pytest.skip(
-            "chromium is not installed and could not be (not root?): "
-            "`apt-get install chromium` to run the admin page's browser test"
-        )
-    return path
-
-
 async def test_admin_page__approve_in_a_real_browser(tmp_path: Path, policies_dir: Path) -> None:
-    chromium = _chromium()
+    chromium = require_chromium()
     async with running_app(settings_for_tests(tmp_path / "store", policies_dir)) as proxy:
         finding = {"rule": "pickle-global", "message": "posix.system in data.pkl", "location": ""}
         await proxy.app[RECORDS].record_verdict(

@@ -45,6 +45,7 @@ import pytest
 from aiohttp import web
 
 from tests.clients import client_env
+from tests.require import require, require_netns_tools
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -162,19 +163,9 @@ class Lab:
         return proc
 
 
-def _tools_or_skip(monkeypatch: pytest.MonkeyPatch) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root (CI runs as root)")
-    # ip and nft live in sbin, which a non-login environment may leave out of PATH.
-    monkeypatch.setenv("PATH", os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
-    missing = [t for t in ("ip", "nft") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed: `make deps-system` (root) installs them")
-
-
 @pytest.fixture
 def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    _tools_or_skip(monkeypatch)
+    require_netns_tools(monkeypatch)
     tag = f"{os.getpid() % 10000:04d}{secrets.token_hex(2)}"
     names = Lab(f"al-up-{tag}", f"al-gw-{tag}", f"al-run-{tag}", tmp_path)
     created: list[str] = []
@@ -183,13 +174,13 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
     try:
         for ns in (names.upstream, names.gateway, names.runner):
             r = _run("ip", "netns", "add", ns, check=False)
-            if r.returncode != 0:
-                pytest.skip(f"the kernel refuses network namespaces here: {r.stderr.strip()}")
+            require(r.returncode == 0, f"the kernel refuses network namespaces: {r.stderr.strip()}")
             created.append(ns)
             _run("ip", "-n", ns, "link", "set", "lo", "up")
         r = _run(*names.exec(names.runner, "nft", "list", "ruleset"), check=False)
-        if r.returncode != 0:
-            pytest.skip(f"the kernel refuses nftables in a namespace: {r.stderr.strip()}")
+        require(
+            r.returncode == 0, f"the kernel refuses nftables in a namespace: {r.stderr.strip()}"
+        )
         # Two links; both ends are created directly inside the namespaces (nothing on the host).
         _run("ip", "link", "add", f"alg{tag}", "netns", names.gateway, "type", "veth",
              "peer", "name", f"alu{tag}", "netns", names.upstream)  # fmt: skip
@@ -395,11 +386,10 @@ def test_boot_time_example_loads_the_same_rules(
 ) -> None:
     """nftables.conf.example (defines + include of the shipped file) passes `nft -c` as written,
     except that its include names this checkout's copy of the rules."""
-    _tools_or_skip(monkeypatch)
+    require_netns_tools(monkeypatch)
     ns = f"al-chk-{os.getpid() % 10000:04d}{secrets.token_hex(2)}"
     r = _run("ip", "netns", "add", ns, check=False)
-    if r.returncode != 0:
-        pytest.skip(f"the kernel refuses network namespaces here: {r.stderr.strip()}")
+    require(r.returncode == 0, f"the kernel refuses network namespaces: {r.stderr.strip()}")
     try:
         example = (DEPLOY / "nftables" / "nftables.conf.example").read_text(encoding="utf-8")
         installed = '"/etc/nftables.d/airlock-runner.nft"'

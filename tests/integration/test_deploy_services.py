@@ -18,18 +18,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.require import require_systemd_analyze
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 UNIT = DEPLOY / "systemd" / "airlock.service"
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")
 DEVPI_START_TIMEOUT = 60.0
-
-
-def _systemd_analyze() -> str:
-    exe = shutil.which("systemd-analyze")
-    if exe is None or not SYSTEM_UNITS.is_dir():
-        pytest.skip("systemd-analyze is not installed here (Debian package systemd); not installed")
-    return exe
 
 
 def _exec_start() -> str:
@@ -56,7 +51,7 @@ def _fake_root(tmp_path: Path) -> Path:
 def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     """`systemd-analyze verify` accepts the unit file unchanged, without a single warning about
     it (unknown keys and bad values are only warnings, so the output is checked too)."""
-    exe = _systemd_analyze()
+    exe = require_systemd_analyze()
     root = _fake_root(tmp_path)
     r = subprocess.run(
         [exe, "verify", f"--root={root}", f"/etc/systemd/system/{UNIT.name}"],
@@ -86,7 +81,7 @@ def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 def test_systemd_unit_is_hardened() -> None:
     """The hardening the deployment promises is in the unit, and systemd rates the unit's
     exposure "OK" (at most 2.0 of 10; systemd counts the threshold in tenths)."""
-    exe = _systemd_analyze()
+    exe = require_systemd_analyze()
     text = UNIT.read_text(encoding="utf-8")
     for line in (
         "NoNewPrivileges=yes",

@@ -10,18 +10,14 @@ from typing import Literal
 import pytest
 
 from proxy.appkeys import ENGINE, POLICY
-from proxy.policy.golib import available
 from proxy.settings import PolicySettings, UpstreamSettings
 from tests.clients import pip_install
 from tests.conftest import ProxyFactory
 from tests.fakes.pypi_index import FakeIndex
-
-NO_GOLIB = pytest.mark.skipif(
-    not available(), reason="opa-golib-python-bindings is not installed (make test installs it)"
-)
+from tests.require import require_golib
 
 
-@pytest.mark.parametrize("engine", [pytest.param("opa-embedded", marks=NO_GOLIB), "regopy"])
+@pytest.mark.parametrize("engine", ["opa-embedded", "regopy"])
 async def test_decisions_reasons_and_hot_reload_in_process(
     start_proxy: ProxyFactory,
     fake_index: FakeIndex,
@@ -29,6 +25,8 @@ async def test_decisions_reasons_and_hot_reload_in_process(
     tmp_path: Path,
     engine: Literal["opa-embedded", "regopy"],
 ) -> None:
+    if engine == "opa-embedded":
+        require_golib()
     data = policies_dir / "data" / "pypi.json"
     data.write_text(json.dumps({"deny_versions": {"tiny-lib": {"1.1": "CVE-2099-0002"}}}))
     proxy = await start_proxy(

@@ -108,9 +108,10 @@ async def test_approving_in_the_admin_page_lets_the_download_through(
     from playwright.async_api import async_playwright, expect
 
     from tests.fakes.admin_testing import ADMIN_TOKEN, access_for_tests
-    from tests.integration.test_admin_browser import CHROMIUM_ARGS, _chromium
+    from tests.integration.test_admin_browser import CHROMIUM_ARGS
+    from tests.require import require_chromium
 
-    chromium = _chromium()
+    chromium = require_chromium()
     commit = hub.commit_sha(RISKY, "main")
     async with hf_proxy(tmp_path, hub.url, access=access_for_tests()) as proxy:
         env = hf_env(proxy.endpoint, tmp_path / "home")

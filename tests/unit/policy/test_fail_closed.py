@@ -9,10 +9,10 @@ import pytest
 
 from proxy.decision import FileFacts, Subject
 from proxy.policy.golib import GolibEngine
-from proxy.policy.golib import available as golib_available
 from proxy.policy.manager import PolicyManager, load_compiled, validate_in_child
 from proxy.policy.rego import RegopyEngine, compile_snapshot
 from proxy.policy.snapshot import PolicyError, load_snapshot
+from tests.require import require_golib
 
 SUBJECT = Subject("pypi", "page", "x", "default", files=(FileFacts("x-1.0.tar.gz", "1.0"),))
 HEADER = "package airlock.pypi\n\nimport rego.v1\n\n"
@@ -71,8 +71,8 @@ async def test_timeout_denies(tmp_path: Path) -> None:
     assert "timed out" in (d.error or "")
 
 
-@pytest.mark.skipif(not golib_available(), reason="opa-golib-python-bindings is not installed")
 async def test_the_in_process_opa_denies_on_timeout_and_on_broken_results(tmp_path: Path) -> None:
+    require_golib()
     slow = GolibEngine(timeout=1e-9)
     await slow.load(load_snapshot(_policy(tmp_path, 'decision := {"allow": true}\n')))
     broken = GolibEngine()

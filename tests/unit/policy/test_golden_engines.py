@@ -23,11 +23,11 @@ import pytest
 
 from proxy.decision import Decision, Subject
 from proxy.policy.golib import GolibEngine
-from proxy.policy.golib import available as golib_available
 from proxy.policy.opa import OpaEngine
 from proxy.policy.rego import RegopyEngine, compile_snapshot
 from proxy.policy.snapshot import load_snapshot
-from tests.fakes.opa_server import OpaProcess, available, opa_process
+from tests.fakes.opa_server import OpaProcess, opa_process
+from tests.require import require_golib
 
 REPO = Path(__file__).resolve().parents[3]
 KINDS = {"public": "public", "internal": "internal"}
@@ -63,8 +63,7 @@ def _golden(ecosystem: str) -> tuple[Callable[[dict[str, Any]], Subject], dict[s
 
 @pytest.fixture(scope="module")
 def opa_server() -> Iterator[OpaProcess]:
-    if not available():
-        pytest.skip("opa-golib-python-bindings is not installed (make test installs it)")
+    require_golib()
     with opa_process() as server:
         yield server
 
@@ -109,8 +108,7 @@ async def test_golden_on_opa(
 
 @pytest.mark.parametrize(("ecosystem", "case"), CASES)
 async def test_golden_on_opa_embedded(ecosystem: str, case: dict[str, Any], tmp_path: Path) -> None:
-    if not golib_available():
-        pytest.skip("opa-golib-python-bindings is not installed (make test installs it)")
+    require_golib()
     subject_of, default, check = _golden(ecosystem)
     snapshot = load_snapshot(_policies(tmp_path, ecosystem, case, default))
     engine = GolibEngine(workers=1, upstream_kinds=KINDS)

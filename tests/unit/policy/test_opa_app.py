@@ -15,8 +15,9 @@ from proxy.policy.factory import create_engine
 from proxy.policy.snapshot import PolicyError
 from proxy.settings import PolicySettings, SettingsError, UpstreamSettings, load_settings
 from tests.conftest import ProxyFactory
-from tests.fakes.opa_server import OpaProcess, available, opa_process
+from tests.fakes.opa_server import OpaProcess, opa_process
 from tests.fakes.pypi_index import FakeIndex
+from tests.require import require_golib
 
 REASON = "CVE-2099-0001 remote code execution"
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
@@ -24,8 +25,7 @@ JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
 @pytest.fixture(scope="module")
 def opa_server() -> Iterator[OpaProcess]:
-    if not available():
-        pytest.skip("opa-golib-python-bindings is not installed (make test installs it)")
+    require_golib()
     with opa_process() as server:
         yield server
 

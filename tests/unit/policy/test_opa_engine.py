@@ -14,11 +14,8 @@ from proxy.decision import FileFacts, Subject
 from proxy.policy.manager import PolicyManager
 from proxy.policy.opa import CircuitBreaker, OpaEngine
 from proxy.policy.snapshot import PolicyError, Snapshot, load_snapshot
-from tests.fakes.opa_server import OpaProcess, available, opa_process
-
-pytestmark = pytest.mark.skipif(
-    not available(), reason="opa-golib-python-bindings is not installed (make test installs it)"
-)
+from tests.fakes.opa_server import OpaProcess, opa_process
+from tests.require import require_golib
 
 HEADER = "package airlock.pypi\n\nimport rego.v1\n\n"
 CANARY = 'decision := {"allow": true} if input.project == "canary"\n'
@@ -29,6 +26,7 @@ SUBJECT = Subject("pypi", "page", "x", "default", files=(FileFacts("x-1.0.tar.gz
 
 @pytest.fixture(scope="module")
 def opa_server() -> Iterator[OpaProcess]:
+    require_golib()
     with opa_process() as server:
         yield server
 

@@ -13,11 +13,11 @@ import pytest
 
 from proxy.cli import main
 from proxy.policy import testing
-from tests.fakes.opa_server import OpaProcess, available, opa_process
+from tests.fakes.opa_server import OpaProcess, opa_process
+from tests.require import require_golib
 
 REPO = Path(__file__).resolve().parents[3]
-NO_OPA = pytest.mark.skipif(not available(), reason="opa-golib-python-bindings is not installed")
-ENGINES = ["regopy", pytest.param("opa", marks=NO_OPA)]
+ENGINES = ["regopy", "opa"]
 MODULE = """package airlock.pypi
 
 import rego.v1
@@ -70,6 +70,8 @@ def _statuses(out: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_shipped_policy_tests_pass(engine: str, capsys: pytest.CaptureFixture[str]) -> None:
+    if engine == "opa":
+        require_golib()
     rc = main(["policy", "test", str(REPO / "policies"), "--engine", engine])
     out = capsys.readouterr().out
     assert rc == 0, out
@@ -84,6 +86,8 @@ def test_shipped_policy_tests_pass(engine: str, capsys: pytest.CaptureFixture[st
 def test_pass_fail_and_error_are_reported(
     engine: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    if engine == "opa":
+        require_golib()
     rc = main(["policy", "test", str(_tree(tmp_path, {"b_test.rego": MIXED})), "--engine", engine])
     out = capsys.readouterr().out
     assert rc == 1
@@ -111,10 +115,10 @@ def test_an_engine_crash_is_contained_to_its_file(
     assert got["test_pass"] == "PASS"  # the next file still ran
 
 
-@NO_OPA
 def test_real_opa_runs_what_regopy_cannot(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    require_golib()
     root = _tree(tmp_path, {"a_test.rego": CRASHING})
     assert main(["policy", "test", str(root), "--engine", "opa"]) == 0
     assert re.search(r"^PASS: 2/2$", capsys.readouterr().out, re.M)
@@ -179,8 +183,7 @@ def _subject(tmp_path: Path, project: str) -> Path:
 
 @pytest.fixture(scope="module")
 def opa_server() -> Iterator[OpaProcess]:
-    if not available():
-        pytest.skip("opa-golib-python-bindings is not installed (make test installs it)")
+    require_golib()
     with opa_process() as server:
         yield server
 
@@ -188,6 +191,7 @@ def opa_server() -> Iterator[OpaProcess]:
 def test_eval_prints_the_decision(
     tmp_path: Path, policies: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    require_golib()  # "auto" picks the in-process OPA where it is installed
     config = str(_config(tmp_path, policies))
     assert (
         main(["policy", "eval", "--config", config, "--input", str(_subject(tmp_path, "ok"))]) == 0
