@@ -10,9 +10,9 @@ from tests.fakes.hf_repos import (
     GITATTRIBUTES,
     HUB_CREATED_FLOOR,
     Blob,
-    GeneratedBlob,
     Repo,
     RepoType,
+    SafetensorsBlob,
     build_repo,
     object_id,
     safetensors_bytes,
@@ -27,7 +27,7 @@ PRIVATE_MODEL = "acme/private-model"
 LEGACY_MODEL = "gpt-mini"  # one-segment legacy id; the hub redirects it to LEGACY_CANONICAL
 LEGACY_CANONICAL = "acme/gpt-mini"
 RENAMED_MODEL = "acme/old-tiny-model"  # transferred repo: old name redirects to MODEL
-BIG_FILE = "weights.bin"
+BIG_FILE = "model.safetensors"
 READER = "reader"  # user name granted access to the gated and the private repo
 READ_TOKEN = "hf_fake_reader_0123456789abcdef"  # token of READER
 OTHER_TOKEN = "hf_fake_outsider_0123456789abcd"  # a valid user without any grant
@@ -147,7 +147,7 @@ def default_repos(large_file_size: int = DEFAULT_LARGE_FILE_SIZE) -> list[Repo]:
         BIG_MODEL,
         [
             {".gitattributes": GITATTRIBUTES, "config.json": _config("big", 0)},
-            {BIG_FILE: GeneratedBlob(seed=20_240_302, length=large_file_size)},
+            {BIG_FILE: SafetensorsBlob(seed=20_240_302, length=large_file_size)},
         ],
         created_at=base + timedelta(days=3),
     )

@@ -92,6 +92,41 @@ class GeneratedBlob:
             pos += len(piece)
 
 
+@dataclass(frozen=True)
+class SafetensorsBlob:
+    """A valid safetensors file of exactly *length* bytes: a header naming one U8 tensor, then
+    deterministic pseudo-random tensor data (a large model file the scanner can vouch for)."""
+
+    seed: int
+    length: int
+
+    @functools.cached_property
+    def header(self) -> bytes:
+        data = self.length - 8 - len(self._json(self.length))
+        text = self._json(data)
+        text += b" " * (self.length - 8 - data - len(text))  # the format allows space padding
+        return len(text).to_bytes(8, "little") + text
+
+    @staticmethod
+    def _json(data: int) -> bytes:
+        info = {"dtype": "U8", "shape": [data], "data_offsets": [0, data]}
+        return json.dumps({"weight": info}, separators=(",", ":")).encode()
+
+    @property
+    def size(self) -> int:
+        return self.length
+
+    def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        head = self.header
+        stop = self.length if end is None else min(end, self.length)
+        if start < len(head):
+            yield head[start : min(stop, len(head))]
+            start = len(head)
+        if start < stop:
+            body = GeneratedBlob(self.seed, self.length - len(head))
+            yield from body.chunks(start - len(head), stop - len(head))
+
+
 @functools.cache
 def blob_sha256(blob: Blob) -> str:
     """sha256 of a blob, computed once per process for each (hashable) blob."""
