@@ -5,23 +5,52 @@ an explicit allow-list of request headers, streams bodies, and translates every 
 failure into the domain errors of ``errors.py`` (``raise … from e``), keeping "does not
 exist" (NotFound) apart from "could not ask" (UpstreamUnavailable).  An optional ``observe``
 callable gets (upstream name, seconds until the status was known, status or 0) per request.
+
+Redirects are followed here (``egress.redirects``: capped, loop-free), so the guarded connector
+checks every hop.  Messages for clients name the upstream by its configured name and say what
+kind of failure it was; the URL (without its password) and the raw error go to the server log
+only, because an internal upstream's address is not the clients' business.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
+import structlog
 
+from .egress.guard import EgressDenied, EgressRefused, redact
+from .egress.redirects import REDIRECT_STATUSES, RedirectChain, guard_of
 from .errors import NotFound, UpstreamInvalid, UpstreamUnavailable
+
+log = structlog.get_logger("airlock.upstream")
 
 MAX_PAGE_BYTES = 64 * 1024 * 1024
 CHUNK = 256 * 1024
 USER_AGENT = "airlock-mirror"
+
+
+def describe(e: BaseException) -> str:
+    """What kind of transport failure *e* is, for clients: never a host, address or URL."""
+    if isinstance(e, TimeoutError):
+        return "timed out"
+    if isinstance(e, aiohttp.ClientConnectorDNSError):
+        return "its name did not resolve"
+    if isinstance(e, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return "TLS failed"
+    if isinstance(e, aiohttp.ClientConnectorError):
+        errno = e.os_error.errno
+        return f"connection failed ({os.strerror(errno).lower()})" if errno else "connection failed"
+    if isinstance(e, aiohttp.ServerDisconnectedError):
+        return "the server disconnected"
+    if isinstance(e, aiohttp.ClientPayloadError):
+        return "the transfer broke"
+    return type(e).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +84,8 @@ class StreamBody:
                     f"no data from upstream for {self.read_timeout}s", timeout=True
                 ) from e
             except aiohttp.ClientError as e:
-                raise UpstreamUnavailable(f"upstream transfer broke: {e}") from e
+                log.warning("upstream_transfer_broke", error=str(e))
+                raise UpstreamUnavailable(f"upstream transfer broke: {describe(e)}") from e
             if not chunk:
                 return
             yield chunk
@@ -78,10 +108,45 @@ class UpstreamClient:
         if self._observe is not None:
             self._observe(self.name, time.perf_counter() - start, status)
 
-    def _translate(self, e: BaseException, url: str) -> UpstreamUnavailable:
+    def _translate(self, e: BaseException, url: str) -> UpstreamUnavailable | EgressDenied:
+        if isinstance(e, EgressRefused):  # logged by the guard as a decision event
+            return EgressDenied(f"upstream {self.name}: {e.reason}")
+        log.warning("upstream_failed", upstream=self.name, url=redact(url), error=repr(e))
         if isinstance(e, TimeoutError):
-            return UpstreamUnavailable(f"upstream {self.name} timed out ({url})", timeout=True)
-        return UpstreamUnavailable(f"upstream {self.name} unreachable: {e} ({url})")
+            return UpstreamUnavailable(f"upstream {self.name} timed out", timeout=True)
+        return UpstreamUnavailable(f"upstream {self.name} unreachable: {describe(e)}")
+
+    def _status(self, status: int, url: str) -> UpstreamUnavailable:
+        log.warning("upstream_failed", upstream=self.name, url=redact(url), status=status)
+        return UpstreamUnavailable(f"upstream {self.name} answered {status}")
+
+    @asynccontextmanager
+    async def _get(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        timeout: aiohttp.ClientTimeout,
+        auto_decompress: bool = True,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """GET with redirects followed here, each hop a new (guarded) connection."""
+        chain = RedirectChain(url, guard_of(self._session))
+        while True:
+            resp = await self._session.get(
+                url,
+                headers=headers,
+                timeout=timeout,
+                auto_decompress=auto_decompress,
+                allow_redirects=False,
+            )
+            location = resp.headers.get("Location")
+            if resp.status not in REDIRECT_STATUSES or not location:
+                break
+            resp.release()
+            url = chain.follow(url, location)
+        try:
+            yield resp
+        finally:
+            resp.release()
 
     async def get_page(
         self,
@@ -108,24 +173,23 @@ class UpstreamClient:
         )
         start, observed = time.perf_counter(), False
         try:
-            async with self._session.get(url, headers=headers, timeout=timeout) as resp:
+            async with self._get(url, headers, timeout) as resp:
                 observed = True
                 self._observed(start, resp.status)
                 if resp.status in (404, 410):
-                    raise NotFound(f"{url} does not exist upstream ({self.name})")
+                    raise NotFound(f"not found on upstream {self.name}")
                 if resp.status == 304:
                     return PageResponse(304, b"", "", etag, last_modified, str(resp.url))
                 if resp.status != 200:
-                    raise UpstreamUnavailable(
-                        f"upstream {self.name} answered {resp.status} for {url}"
-                    )
+                    raise self._status(resp.status, str(resp.url))
+                too_large = f"upstream {self.name} sent a page larger than {MAX_PAGE_BYTES} bytes"
                 if (resp.content_length or 0) > MAX_PAGE_BYTES:
-                    raise UpstreamInvalid(f"page larger than {MAX_PAGE_BYTES} bytes: {url}")
+                    raise UpstreamInvalid(too_large)
                 body = bytearray()
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     body += chunk
                     if len(body) > MAX_PAGE_BYTES:
-                        raise UpstreamInvalid(f"page larger than {MAX_PAGE_BYTES} bytes: {url}")
+                        raise UpstreamInvalid(too_large)
                 return PageResponse(
                     200,
                     bytes(body),
@@ -150,17 +214,13 @@ class UpstreamClient:
         )
         start, observed = time.perf_counter(), False
         try:
-            async with self._session.get(
-                url, headers=headers, timeout=timeout, auto_decompress=False
-            ) as resp:
+            async with self._get(url, headers, timeout, auto_decompress=False) as resp:
                 observed = True
                 self._observed(start, resp.status)
                 if resp.status in (404, 410):
-                    raise NotFound(f"{url} does not exist upstream ({self.name})")
+                    raise NotFound(f"not found on upstream {self.name}")
                 if resp.status != 200:
-                    raise UpstreamUnavailable(
-                        f"upstream {self.name} answered {resp.status} for {url}"
-                    )
+                    raise self._status(resp.status, str(resp.url))
                 yield StreamBody(resp, self._timeout)
         except (aiohttp.ClientError, TimeoutError) as e:
             if not observed:

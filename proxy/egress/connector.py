@@ -28,9 +28,9 @@ from .addresses import non_public_text
 from .guard import HINT, EgressGuard
 from .origins import Origin, normalize_host
 
-# Whether the addresses being resolved must be public: set per connection attempt, True by
-# default so a resolution outside a known connection attempt is checked (fail closed).
-_CHECK: ContextVar[bool] = ContextVar("airlock_egress_check", default=True)
+# The URL whose connection is being made, if its addresses must be public; None when they need
+# not be.  Set per connection attempt; a resolution outside one is checked (fail closed).
+_CHECK: ContextVar[str | None] = ContextVar("airlock_egress_check", default="")
 
 
 def _origin(req: ClientRequest) -> Origin:
@@ -49,7 +49,7 @@ class GuardedConnector(aiohttp.TCPConnector):
         listed = self.guard.listed(_origin(req))
         if req.proxy is not None and not listed:
             await self._check(req.url.raw_host or "", req.port or 0, str(req.url), None)
-        token = _CHECK.set(not listed and req.proxy is None)
+        token = _CHECK.set(None if listed or req.proxy is not None else str(req.url))
         try:
             return await super()._create_connection(req, traces, timeout)
         finally:
@@ -58,9 +58,10 @@ class GuardedConnector(aiohttp.TCPConnector):
     async def _resolve_host(
         self, host: str, port: int, traces: Sequence[Trace] | None = None
     ) -> list[ResolveResult]:
-        if not _CHECK.get():
+        url = _CHECK.get()
+        if url is None:
             return await super()._resolve_host(host, port, traces)
-        return await self._check(host, port, f"//{host}:{port}", traces)
+        return await self._check(host, port, url or f"//{host}:{port}", traces)
 
     async def _check(
         self, host: str, port: int, url: str, traces: Sequence[Trace] | None

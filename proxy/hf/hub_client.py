@@ -17,15 +17,19 @@ from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
+import structlog
 from multidict import CIMultiDict
 from yarl import URL
 
+from ..egress.guard import EgressDenied, EgressRefused, redact
+from ..egress.redirects import RedirectChain, guard_of
 from ..errors import UpstreamInvalid, UpstreamUnavailable
-from ..upstream import USER_AGENT
+from ..upstream import USER_AGENT, describe
 from .errors import ENTRY_NOT_FOUND, REPO_NOT_FOUND, HubNotFound, HubRefused
 from .model import FileMeta, RepoRef, is_commit, is_sha256
 from .wire import MAX_JSON, int_header, unquote_etag
 
+log = structlog.get_logger("airlock.hf")
 MAX_REDIRECTS = 5
 MAX_RESUMES = 3
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -79,7 +83,8 @@ class HubClient:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeout, sock_read=self.timeout
         )
-        for _ in range(MAX_REDIRECTS + 1):
+        chain = RedirectChain(url, guard_of(self._session), MAX_REDIRECTS)
+        while True:
             sent = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {})}
             if auth and origin(url) == self._origin:
                 sent["Authorization"] = auth  # never to a CDN or any other origin
@@ -93,23 +98,26 @@ class HubClient:
                     auto_decompress=False,
                     timeout=timeout,
                 )
+                location = resp.headers.get("Location")
+                if resp.status not in _REDIRECTS or not location or not follow:
+                    return resp
+                target = urljoin(url, location)
+                if follow == "same-origin" and origin(target) != self._origin:
+                    return resp
+                resp.release()
+                url = chain.follow(url, location)  # capped, loop-free; each hop is guarded
+            except EgressRefused as e:  # logged by the guard as a decision event
+                raise EgressDenied(f"upstream hub: {e.reason}") from e
             except TimeoutError as e:
+                log.warning("upstream_failed", upstream="hub", url=redact(url), error=repr(e))
                 raise UpstreamUnavailable(
                     f"upstream hub timed out ({self._describe(url)})", timeout=True
                 ) from e
             except aiohttp.ClientError as e:
-                raise UpstreamUnavailable(f"upstream hub unreachable: {e}") from e
-            location = resp.headers.get("Location")
-            if resp.status not in _REDIRECTS or not location or not follow:
-                return resp
-            target = urljoin(url, location)
-            if follow == "same-origin" and origin(target) != self._origin:
-                return resp
-            resp.release()
-            url = target
+                log.warning("upstream_failed", upstream="hub", url=redact(url), error=repr(e))
+                raise UpstreamUnavailable(f"upstream hub unreachable: {describe(e)}") from e
             if resp.status == 303:
                 method, data = "GET", None
-        raise UpstreamInvalid(f"more than {MAX_REDIRECTS} redirects ({self._describe(url)})")
 
     async def _check(self, resp: aiohttp.ClientResponse) -> None:
         """Raise the domain error for a failed status (the response is released)."""
@@ -142,7 +150,8 @@ class HubClient:
         except TimeoutError as e:
             raise UpstreamUnavailable("upstream hub timed out", timeout=True) from e
         except aiohttp.ClientError as e:
-            raise UpstreamUnavailable(f"upstream hub transfer broke: {e}") from e
+            log.warning("upstream_transfer_broke", upstream="hub", error=repr(e))
+            raise UpstreamUnavailable(f"upstream hub transfer broke: {describe(e)}") from e
         return bytes(body)
 
     # ---- API -------------------------------------------------------------------------------------
@@ -262,7 +271,8 @@ class HubBody:
                 await self._resume(f"no data for {timeout}s")
                 continue
             except aiohttp.ClientError as e:
-                await self._resume(str(e) or type(e).__name__)
+                log.warning("upstream_transfer_broke", upstream="hub", error=repr(e))
+                await self._resume(describe(e))
                 continue
             if not chunk:
                 if self.received < self._size:

@@ -17,6 +17,8 @@ from aiohttp import web
 from mirror_store.blobs import BlobStore
 
 from ..appkeys import BLOBS, ENGINE, FILLER, META, METRICS, RECORDS, SETTINGS
+from ..egress.connector import guarded_session
+from ..egress.guard import EgressGuard
 from ..errors import ERROR_HOOK
 from ..scanning import ScanGate
 from ..settings import default_hf_upstream
@@ -74,11 +76,8 @@ async def _hf_lifecycle(app: web.Application) -> AsyncIterator[None]:
     session: aiohttp.ClientSession | None = None
     client = None
     if upstream and not hf.offline:
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=64, limit_per_host=32, ttl_dns_cache=300),
-            trust_env=True,
-            trace_configs=app[METRICS].traces("hf") if METRICS in app else None,
-        )
+        guard = EgressGuard.build("hf", "hub", [upstream], settings.egress.allow)
+        session = guarded_session(guard, app[METRICS].traces("hf") if METRICS in app else None)
         client = HubClient(session, upstream, hf.timeout)
     elif not upstream:
         log.warning("hf_no_upstream", hint="set hf.upstream or install huggingface_hub")

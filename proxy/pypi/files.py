@@ -21,6 +21,7 @@ from mirror_store.fill import Fill, Filler, FillFailed
 from mirror_store.metadata import FileRecord, MetadataStore
 
 from ..decision import Client, Decision, Reason, Subject
+from ..egress.guard import EgressDenied
 from ..errors import NotFound, OfflineMiss, UpstreamInvalid, UpstreamUnavailable
 from ..logging import log_decision
 from ..lru import SizedLru
@@ -128,8 +129,10 @@ class PypiFiles:
         self._remember(project, filename, digest)
         return resp
 
-    def _verification_failed(self, subject: Subject, reason: str) -> None:
-        decision = Decision(allow=False, reasons=(Reason("verification", reason),))
+    def _verification_failed(self, subject: Subject, e: FillFailed) -> None:
+        if isinstance(e.cause, EgressDenied):
+            return  # the egress guard logged this refusal as its decision event
+        decision = Decision(allow=False, reasons=(Reason("verification", e.reason),))
         log_decision(subject, decision, outcome="deny")
 
     def _start_fill(
@@ -162,7 +165,7 @@ class PypiFiles:
             expected,
             size,
             on_commit,
-            lambda e: self._verification_failed(subject, e.reason),
+            lambda e: self._verification_failed(subject, e),
             taint_key=_taint_key(project, record_as),
         )
 
@@ -170,6 +173,8 @@ class PypiFiles:
     def _fill_error(record_as: str, e: FillFailed) -> Exception:
         if isinstance(e.cause, NotFound):
             return NotFound(f"{record_as}: {e.cause.message}")
+        if isinstance(e.cause, EgressDenied):
+            return EgressDenied(f"{record_as}: {e.cause.message}")
         return UpstreamInvalid(f"{record_as}: {e.reason}")
 
     async def _fill(

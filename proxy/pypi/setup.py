@@ -15,6 +15,8 @@ from mirror_store.blobs import BlobStore
 from mirror_store.fill import Filler
 from mirror_store.metadata import SqliteMetadata
 
+from ..egress.connector import guarded_session
+from ..egress.guard import EgressGuard
 from ..policy.engine import PolicyEngine
 from ..policy.manager import PolicyManager
 from ..policy.snapshot import Snapshot
@@ -59,11 +61,9 @@ async def build_pypi(
     upstreams = pypi_upstreams(settings)
     sessions: list[aiohttp.ClientSession] = []
     clients: dict[str, UpstreamClient] = {}
+    urls = [u.url for u in upstreams]
     for u in upstreams:  # one session per upstream, closed with the stack
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=64, limit_per_host=32, ttl_dns_cache=300),
-            trust_env=True,
-        )
+        session = guarded_session(EgressGuard.build("pypi", u.name, urls, settings.egress.allow))
         sessions.append(session)
         clients[u.name] = UpstreamClient(session, u.name, u.timeout, observe)
     upstream_index = UpstreamIndex([(u, clients[u.name]) for u in upstreams])

@@ -103,7 +103,7 @@ def _filename_from_url(url: str) -> str:
     path = urlsplit(url).path
     name = path.rsplit("/", 1)[-1]
     if not name:
-        raise WireError(f"file URL has no file name: {url[:200]}")
+        raise WireError("a file URL has no file name")  # the URL may name an internal host
     from urllib.parse import unquote
 
     return unquote(name)

@@ -21,6 +21,7 @@ from proxy.app import create_app
 from proxy.appkeys import POLICY
 from proxy.settings import (
     AccessSettings,
+    EgressSettings,
     HfSettings,
     PolicySettings,
     Settings,
@@ -65,8 +66,12 @@ async def hf_proxy(
     policy: PolicySettings | None = None,
     store: Path | None = None,
     access: AccessSettings | None = None,
+    egress_allow: tuple[str, ...] = (),
     **hf: Any,
 ) -> AsyncIterator[HfProxy]:
+    """The proxy in front of *upstream*; *egress_allow* lists other origins it may fetch from
+    although they are internal (the stand-in hub's CDN on another loopback port: an admin
+    lists such a host in ``[egress] allow``)."""
     policies = copy_policies(tmp_path / "policies")
     if hf_data is not None:
         (policies / "data" / "hf.json").write_text(json.dumps({**DEFAULT_HF_DATA, **hf_data}))
@@ -75,6 +80,7 @@ async def hf_proxy(
         hf=replace(HfSettings(upstream=upstream), **hf),
         policy=policy or PolicySettings(path=policies, reload_interval=0),
         access=access or AccessSettings(),
+        egress=EgressSettings(allow=egress_allow),
     )
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)

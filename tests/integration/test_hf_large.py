@@ -82,6 +82,7 @@ async def test_large_file_streams_with_flat_memory(tmp_path: Path) -> None:
             "AIRLOCK_POLICY__PATH": str(copy_policies(tmp_path / "policies")),
             "AIRLOCK_POLICY__RELOAD_INTERVAL": "0",
             "AIRLOCK_HF__UPSTREAM": hub.url,
+            "AIRLOCK_EGRESS__ALLOW": f'["{hub.cdn_url}"]',  # its CDN: another loopback origin
             "AIRLOCK_LOG__LEVEL": "warning",
         }
         log = tmp_path / "proxy.log"

@@ -34,7 +34,8 @@ async def hub() -> AsyncIterator[FakeHub]:
 
 @pytest.fixture
 async def proxy(hub: FakeHub, tmp_path: Path) -> AsyncIterator[HfProxy]:
-    async with hf_proxy(tmp_path, hub.url, ttl=0.0) as running:  # revalidate on every request
+    # ttl=0: revalidate on every request; the CDN is another loopback origin, listed by hand
+    async with hf_proxy(tmp_path, hub.url, ttl=0.0, egress_allow=(hub.cdn_url,)) as running:
         yield running
 
 

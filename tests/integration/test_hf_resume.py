@@ -43,7 +43,7 @@ async def test_upstream_cuts_are_resumed_by_the_proxy(hub: FakeHub, tmp_path: Pa
     """The CDN cuts twice; the proxy resumes with Range and the client never notices."""
     hub.mode.drop = DropRule(path=BIG_FILE, after_bytes=5 * MIB + 7, times=2, server="cdn")
     expected = hub.expect(BIG_MODEL, BIG_FILE)
-    async with hf_proxy(tmp_path, hub.url) as proxy:
+    async with hf_proxy(tmp_path, hub.url, egress_allow=(hub.cdn_url,)) as proxy:
         run = await run_hf(sha256_snippet(expected.commit), hf_env(proxy.endpoint, tmp_path))
         assert run.ok() == [expected.sha256, expected.size]
     gets = hub.requests.filter(server="cdn", method="GET")
@@ -58,7 +58,7 @@ async def test_client_resumes_with_range_after_a_failed_fill(hub: FakeHub, tmp_p
     retry with Range is served by a new fill, from the byte it asks for."""
     hub.mode.drop = DropRule(path=BIG_FILE, after_bytes=3 * MIB + 5, times=4, server="cdn")
     expected = hub.expect(BIG_MODEL, BIG_FILE)
-    async with hf_proxy(tmp_path, hub.url) as proxy:
+    async with hf_proxy(tmp_path, hub.url, egress_allow=(hub.cdn_url,)) as proxy:
         run = await run_hf(sha256_snippet(expected.commit), hf_env(proxy.endpoint, tmp_path))
         assert run.ok() == [expected.sha256, expected.size]
         assert proxy.app[routes.FILES]._filler.upstream_fetches == 2
@@ -75,7 +75,9 @@ async def test_stale_if_error_then_offline_from_the_store(hub: FakeHub, tmp_path
     """
     config = hub.expect(MODEL, "config.json").content()
     store = tmp_path / "store"
-    async with hf_proxy(tmp_path, hub.url, ttl=0.0, store=store) as proxy:
+    async with hf_proxy(
+        tmp_path, hub.url, ttl=0.0, store=store, egress_allow=(hub.cdn_url,)
+    ) as proxy:
         assert (await run_hf(snippet, hf_env(proxy.endpoint, tmp_path / "a"))).ok() == [
             sha,
             config.hex(),
