@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..lru import SizedLru
 from .model import Identity, RepoRef
 from .stored import HfTables
+
+MEMORY_COMMITS = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +132,45 @@ class IdentityStore:
         )
         self._cache.pop(key, None)
         await self.get(ref)
+
+
+class SeenCommits:
+    """``hf_commits``: per repo name, the commits airlock has vouched for with an identity check.
+
+    Repo info (and with it the identity) is reused for ``hf.ttl``; a repo deleted and re-created
+    within that time would otherwise have its new commits served under the old identity.  A
+    commit not listed here makes the service re-check the identity upstream before it serves
+    anything of that commit; it is listed once that fresh check matched the recorded identity,
+    or a request for it was allowed.
+    """
+
+    def __init__(self, tables: HfTables) -> None:
+        self._tables = tables
+        self._mem: SizedLru[tuple[str, str, str], bool] = SizedLru(MEMORY_COMMITS)
+
+    @staticmethod
+    def _key(ref: RepoRef, commit: str) -> tuple[str, str, str]:
+        return (ref.repo_type, ref.repo_id.lower(), commit)
+
+    async def known(self, ref: RepoRef, commit: str) -> bool:
+        key = self._key(ref, commit)
+        if key in self._mem:
+            return True
+        row = await self._tables.run(
+            lambda c: c.execute(
+                "SELECT 1 FROM hf_commits WHERE repo_type=? AND repo_id=? AND commit_id=?", key
+            ).fetchone()
+        )
+        if row is not None:
+            self._mem.put(key, True)
+        return row is not None
+
+    async def add(self, ref: RepoRef, commit: str) -> None:
+        key = self._key(ref, commit)
+        if key in self._mem:
+            return
+        row = (*key, time.time())
+        await self._tables.run(
+            lambda c: c.execute("INSERT OR IGNORE INTO hf_commits VALUES (?,?,?,?)", row)
+        )
+        self._mem.put(key, True)

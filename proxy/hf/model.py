@@ -87,6 +87,7 @@ class RepoInfo:
     ref: RepoRef  # as requested
     body: dict[str, Any]  # HF JSON with Xet fields removed
     stale: str | None = None  # why it could not be revalidated, when served stale
+    fetched_at: float = 0.0  # when the hub answered it (the source's clock)
 
     @property
     def sha(self) -> str | None:

@@ -1,7 +1,8 @@
 """HfService: each Hub request as facts → one policy decision → the answer's content.
 
 The order is the same for every endpoint: bare repo info (identity, visibility), revision →
-commit (the approved commit in ``resolve-approved`` mode), the facts the endpoint needs, the
+commit (the approved commit in ``resolve-approved`` mode), bare info once more from the hub
+when that commit is new to the mirror (namespace reuse), the facts the endpoint needs, the
 decision (outermost: stored content is re-decided on every request), then the content.  A
 "does not exist" found while gathering facts is raised only after the policy allowed the
 request, so a block is never dressed up as absence.
@@ -22,6 +23,7 @@ from .approvals import PolicyData
 from .errors import HubNotFound
 from .files import HfFileContext
 from .hub_client import HubClient, HubResponse
+from .identity import SeenCommits
 from .model import FileMeta, RepoInfo, RepoRef, is_commit
 from .paths import Api, Resolve
 from .policy import Endpoint, HfFacts, HfPolicy
@@ -37,14 +39,20 @@ class Resolution:
     error: AirlockError | None = None  # raised after the decision if it allows
 
 
+Resolver = Callable[[RepoInfo], Awaitable[Resolution]]
+
+
 class HfService:
-    def __init__(self, source: HubSource, policy: HfPolicy, data: PolicyData) -> None:
+    def __init__(
+        self, source: HubSource, policy: HfPolicy, data: PolicyData, seen: SeenCommits
+    ) -> None:
         # Scan facts of a file whose content is stored (None: not stored yet); set by setup.
         self.scan_facts: Callable[[FileMeta], Awaitable[dict[str, Any] | None]] | None = None
         self._source = source
         self._policy = policy
         self.policy = policy
         self._data = data
+        self._seen = seen
 
     async def _resolve_revision(self, repo: RepoRef, revision: str, auth: Auth) -> Resolution:
         if is_commit(revision):
@@ -64,6 +72,37 @@ class HfService:
         if data.unpinned == "resolve-approved":
             return Resolution(approved, upstream, approved)
         return Resolution(upstream, upstream)
+
+    async def _prepare(
+        self, ref: RepoRef, auth: Auth, resolve: Resolver
+    ) -> tuple[RepoInfo, Resolution]:
+        """Bare repo info (identity, visibility) and what the request resolves to.
+
+        Bare info is reused for ``hf.ttl``; a commit this repo name has not been vouched for
+        (SeenCommits) may belong to a repo re-created under the name since, so the identity is
+        then fetched from the hub again before anything of that commit is decided or served.
+        When that check fails the request fails: stale info cannot vouch for a new commit.
+        """
+        started = self._source.now()
+        bare = await self._source.info(ref, None, "", auth)
+        res = await resolve(bare)
+        commit = res.commit
+        if commit is None or self._source.offline or await self._seen.known(ref, commit):
+            return bare, res
+        if bare.fetched_at < started:  # not asked for this request: ask the hub now
+            try:
+                bare = await self._source.info(ref, None, "", auth, fresh=True)
+            except (UpstreamUnavailable, UpstreamInvalid) as e:
+                raise UpstreamUnavailable(
+                    f"commit {commit} of {ref.key} is new to this mirror, and checking upstream "
+                    f"that {ref.key} is still the repository it knows failed: {e.message}"
+                ) from e
+            res = await resolve(bare)
+        vouched = res.commit is not None and res.error is None
+        if vouched and await self._policy.identity_facts(ref, bare) == ():  # as recorded
+            assert res.commit is not None
+            await self._seen.add(ref, res.commit)
+        return bare, res
 
     async def _decide(
         self,
@@ -90,12 +129,25 @@ class HfService:
         await self._policy.check(facts, client, data.monitor_rules)
         if res.error is not None:
             raise res.error
+        if res.commit is not None:  # served under an identity checked for it (_prepare)
+            await self._seen.add(ref, res.commit)
+
+    async def _info_at(self, repo: RepoRef, commit: str, query: str, auth: Auth) -> RepoInfo:
+        """Repo info at a commit, refused unless the hub answers for that very commit."""
+        info = await self._source.info(repo, commit, query, auth)
+        if info.sha != commit:
+            raise UpstreamInvalid(
+                f"asked for repo info of {repo.key} at {commit}, the hub answered {info.sha}"
+            )
+        return info
 
     # ---- /resolve ----------------------------------------------------------------------------
     async def resolve(self, req: Resolve, auth: Auth, client: Client) -> HfFileContext:
-        bare = await self._source.info(req.ref, None, "", auth)
+        async def resolution(bare: RepoInfo) -> Resolution:
+            return await self._resolve_revision(bare.canonical, req.revision, auth)
+
+        bare, res = await self._prepare(req.ref, auth, resolution)
         repo = bare.canonical
-        res = await self._resolve_revision(repo, req.revision, auth)
         meta = None
         if res.commit is not None and res.error is None:
             try:
@@ -126,36 +178,49 @@ class HfService:
     async def info(
         self, api: Api, raw_query: list[tuple[str, str]], auth: Auth, client: Client
     ) -> RepoInfo:
-        bare = await self._source.info(api.ref, None, "", auth)
-        repo = bare.canonical
         query = normalise_query(raw_query, INFO_KEYS)
         if api.op == "info":
-            # The default branch: in resolve-approved mode, the approved commit's info.
-            data = await self._data.current()
-            approved = (
-                data.approved_commit(repo.key, "main")
-                if data.unpinned == "resolve-approved"
-                else None
-            )
-            res = Resolution(approved or bare.sha, bare.sha, approved)
+            # The default branch, decided as revision 'main' is (hf.rego); in resolve-approved
+            # mode the approved commit's info, never where the branch points now.
+            async def default_branch(bare: RepoInfo) -> Resolution:
+                data = await self._data.current()
+                approved = (
+                    data.approved_commit(bare.canonical.key, "main")
+                    if data.unpinned == "resolve-approved"
+                    else None
+                )
+                return Resolution(approved or bare.sha, bare.sha, approved)
+
+            bare, res = await self._prepare(api.ref, auth, default_branch)
             await self._decide(api.ref, "info", bare, None, res, client)
-            if approved is None:
+            if res.commit is None:
                 return bare if not query else await self._source.info(api.ref, None, query, auth)
-            return await self._source.info(repo, approved, query, auth)
+            if res.commit == bare.sha and not query:
+                return bare
+            return await self._info_at(bare.canonical, res.commit, query, auth)
         assert api.revision is not None
-        res = await self._resolve_revision(repo, api.revision, auth)
+        revision = api.revision
+
+        async def resolution(bare: RepoInfo) -> Resolution:
+            return await self._resolve_revision(bare.canonical, revision, auth)
+
+        bare, res = await self._prepare(api.ref, auth, resolution)
         await self._decide(api.ref, "revision", bare, api.revision, res, client)
         assert res.commit is not None
-        return await self._source.info(repo, res.commit, query, auth)
+        return await self._info_at(bare.canonical, res.commit, query, auth)
 
     # ---- tree and paths-info of a commit -----------------------------------------------------
     async def _listing(
         self, api: Api, endpoint: Endpoint, auth: Auth, client: Client, **more: object
     ) -> tuple[RepoRef, RepoInfo, str]:
-        bare = await self._source.info(api.ref, None, "", auth)
+        revision = api.revision
+        assert revision is not None
+
+        async def resolution(bare: RepoInfo) -> Resolution:
+            return await self._resolve_revision(bare.canonical, revision, auth)
+
+        bare, res = await self._prepare(api.ref, auth, resolution)
         repo = bare.canonical
-        assert api.revision is not None
-        res = await self._resolve_revision(repo, api.revision, auth)
         await self._decide(
             api.ref, endpoint, bare, api.revision, res, client, extra={"listing": more}
         )

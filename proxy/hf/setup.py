@@ -28,7 +28,7 @@ from .approvals import PolicyData
 from .errors import hub_error_hook
 from .files import HfFiles
 from .hub_client import HubClient
-from .identity import IdentityStore
+from .identity import IdentityStore, SeenCommits
 from .model import FileMeta
 from .policy import HfPolicy
 from .service import HfService
@@ -84,7 +84,8 @@ async def _hf_lifecycle(app: web.Application) -> AsyncIterator[None]:
     source = HubSource(client, tables, ttl=hf.ttl, offline=hf.offline)
     engine = app[ENGINE]
     policy = HfPolicy(engine, IdentityStore(tables), monitor=settings.policy.mode == "monitor")
-    app[routes.SERVICE] = HfService(source, policy, PolicyData(settings.policy.path, engine))
+    data = PolicyData(settings.policy.path, engine)
+    app[routes.SERVICE] = HfService(source, policy, data, SeenCommits(tables))
     files = HfFiles(source, tables, app[BLOBS], app[FILLER])
     gate = await _scan_gate(app)
     files.on_verified = lambda digest, path, ctx: gate.check_new(digest, path, ctx.meta.path)

@@ -81,6 +81,10 @@ class HubSource:
     def offline(self) -> bool:
         return self._offline
 
+    def now(self) -> float:
+        """The clock ``RepoInfo.fetched_at`` is measured on."""
+        return self._clock()
+
     def _upstream(self) -> HubClient:
         if self._client is None:
             raise UpstreamUnavailable(self.no_upstream_reason or "offline mode is on")
@@ -109,12 +113,16 @@ class HubSource:
             body = load_json(doc.body, "stored repo info")
         except WireError:
             return None
-        found = (RepoInfo(ref, body), doc.fetched_at)
+        found = (RepoInfo(ref, body, fetched_at=doc.fetched_at), doc.fetched_at)
         self._remember(key, *found)
         return found
 
-    async def info(self, ref: RepoRef, revision: str | None, query: str, auth: Auth) -> RepoInfo:
+    async def info(
+        self, ref: RepoRef, revision: str | None, query: str, auth: Auth, *, fresh: bool = False
+    ) -> RepoInfo:
         """Repo info as ``/api/{type}s/{repo}[/revision/{rev}]?{query}`` answers it.
+
+        *fresh* asks the hub now, whatever is stored (online only), and never answers stale.
 
         Raises:
             HubNotFound / HubRefused: the hub says no (never answered from storage).
@@ -127,26 +135,29 @@ class HubSource:
             shared = await self._stored(ref, rev, query, "")
             found = shared if shared is not None and shared[0].public else None
         now = self._clock()
-        if found is not None and (self._offline or now - found[1] < self._ttl):
+        if found is not None and (self._offline or (now - found[1] < self._ttl and not fresh)):
             return found[0]
         if self._offline:
             raise self._offline_miss(f"repo info of {ref.key}")
         flight = (ref.repo_type, ref.repo_id, rev, query, auth.scope)
         fut = self._inflight.get(flight)
-        if fut is not None:
-            return await asyncio.shield(fut)
-        fut = asyncio.get_running_loop().create_future()
-        self._inflight[flight] = fut
-        try:
-            info = await self._fetch_info(ref, rev, query, auth, found)
-            fut.set_result(info)
-            return info
-        except BaseException as e:
-            fut.set_exception(e)
-            fut.exception()  # joiners re-raise it themselves
-            raise
-        finally:
-            del self._inflight[flight]
+        if fut is not None:  # a fetch already under way is as fresh as a new one
+            info = await asyncio.shield(fut)
+        else:
+            fut = asyncio.get_running_loop().create_future()
+            self._inflight[flight] = fut
+            try:
+                info = await self._fetch_info(ref, rev, query, auth, found)
+                fut.set_result(info)
+            except BaseException as e:
+                fut.set_exception(e)
+                fut.exception()  # joiners re-raise it themselves
+                raise
+            finally:
+                del self._inflight[flight]
+        if fresh and info.stale is not None:
+            raise UpstreamUnavailable(info.stale)
+        return info
 
     async def _fetch_info(
         self,
@@ -168,9 +179,9 @@ class HubSource:
         except (UpstreamUnavailable, UpstreamInvalid) as e:
             failure = e
         else:
-            info = RepoInfo(ref, strip_xet_json(body))
-            scope = "" if info.public else auth.scope
             now = self._clock()
+            info = RepoInfo(ref, strip_xet_json(body), fetched_at=now)
+            scope = "" if info.public else auth.scope
             await self._tables.put_info(ref, rev, query, scope, dump_json(info.body), now)
             self._remember((ref.repo_type, ref.repo_id, rev, query, scope), info, now)
             return info

@@ -6,6 +6,7 @@ Tables::
     hf_pages(repo_type, repo_id, scope, key)              tree / paths-info pages of a commit
     hf_files(repo_type, repo_id, commit, path)            size + hashes per file; digest once stored
     hf_identity(repo_type, repo_id)                       see identity.py
+    hf_commits(repo_type, repo_id, commit)                commits vouched for by an identity check
 
 ``scope`` is "" for what anyone may see (fetched without a client token, or public), else a
 hash of the client token that fetched it, so a private repo's data never reaches other users.
@@ -49,6 +50,9 @@ CREATE TABLE IF NOT EXISTS hf_identity (
     repo_type TEXT NOT NULL, repo_id TEXT NOT NULL, object_id TEXT, author TEXT,
     created_at TEXT, canonical TEXT NOT NULL, recorded_at REAL NOT NULL,
     PRIMARY KEY (repo_type, repo_id));
+CREATE TABLE IF NOT EXISTS hf_commits (
+    repo_type TEXT NOT NULL, repo_id TEXT NOT NULL, commit_id TEXT NOT NULL,
+    seen_at REAL NOT NULL, PRIMARY KEY (repo_type, repo_id, commit_id));
 """
 DIGEST_COLUMNS = ("hf_files.digest",)
 
