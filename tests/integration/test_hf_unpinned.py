@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
+from yarl import URL
 
 from tests.fakes.hf_client import ClientRun, hf0_python, hf_env, run_hf
 from tests.fakes.hf_fixtures import DATASET, MODEL
@@ -202,3 +204,54 @@ except Exception as e:
         hf0=True,
     )
     assert run0.ok() == v1
+
+
+@asynccontextmanager
+async def lying_relay(hub: FakeHub, sha: str) -> AsyncIterator[str]:
+    """A real HTTP server in front of *hub* that answers every ``/revision/{commit}`` with
+    ``sha`` instead of the commit asked for (what a hostile upstream could do)."""
+
+    async def relay(request: web.Request) -> web.StreamResponse:
+        url = hub.url + request.rel_url.raw_path_qs
+        async with ClientSession() as http:
+            async with http.request(
+                request.method, URL(url, encoded=True), headers=request.headers
+            ) as r:
+                body = await r.read()
+                if "/revision/" in request.rel_url.raw_path and r.status == 200:
+                    body = json.dumps({**json.loads(body), "sha": sha}).encode()
+                return web.Response(status=r.status, body=body, content_type=r.content_type)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", relay)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_repo_info_must_be_for_the_commit_asked(hub: FakeHub, tmp_path: Path) -> None:
+    """Info at a commit (pinned, or the approved commit) whose sha is another is refused."""
+    v1, head = hub.commit_sha(MODEL, "v1.0"), hub.commit_sha(MODEL)
+    approved = {"unpinned": "resolve-approved", "approved": {MODEL: v1}}
+    async with (
+        lying_relay(hub, head) as upstream,
+        hf_proxy(tmp_path, upstream, hf_data=approved) as proxy,
+    ):
+        snippet = f"""
+        api = hf.HfApi(endpoint=endpoint)
+        result = []
+        for call in (lambda: api.model_info({MODEL!r}, revision={v1!r}),
+                     lambda: api.model_info({MODEL!r})):
+            try:
+                result.append(["ok", call().sha])
+            except Exception as e:
+                result.append([type(e).__name__, str(e)])
+        """
+        out = (await client(proxy, tmp_path, snippet)).ok()
+    for kind, message in out:
+        assert kind == "HfHubHTTPError", message
+        assert f"asked for repo info of {MODEL} at {v1}, the hub answered {head}" in message
