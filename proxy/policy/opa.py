@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -164,9 +165,11 @@ class OpaEngine:
         timeout: float = 2.0,
         upstream_kinds: dict[str, str] | None = None,
         breaker: CircuitBreaker | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = OpaClient(url, timeout)
         self.breaker = breaker or CircuitBreaker()
+        self._clock = clock  # the breaker's cooldown and the re-push interval are read on it
         self._upstream_kinds = upstream_kinds or {}
         self._active: Snapshot | None = None
         self._dirty = False  # OPA may hold a half-applied push: deny until a push succeeds
@@ -207,7 +210,7 @@ class OpaEngine:
         missing = missing_entrypoint(subject, active.entrypoints(), active.revision, ENGINE)
         if missing is not None:
             return missing
-        if not self.breaker.allow(time.monotonic()):
+        if not self.breaker.allow(self._clock()):
             why = f"OPA at {self.client.url} is unreachable (circuit open); not asking"
             return failed(why, active.revision, ENGINE)
         self._inflight += 1
@@ -225,7 +228,7 @@ class OpaEngine:
         try:
             result = await self.client.evaluate(entrypoint(subject), doc)
         except OpaUnavailable as e:
-            self.breaker.failure(time.monotonic())
+            self.breaker.failure(self._clock())
             return failed(str(e), revision, ENGINE)
         except OpaRejected as e:
             self.breaker.success()
@@ -320,7 +323,7 @@ class OpaEngine:
                     raise PolicyError(msg)
 
     def _schedule_resync(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if self._resync is None and now - self._last_resync >= RESYNC_INTERVAL:
             self._last_resync = now
             self._resync = asyncio.get_running_loop().create_task(self._resync_once())

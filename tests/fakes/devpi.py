@@ -1,14 +1,14 @@
-"""A real devpi-server as the internal index, started once per test session on a free port."""
+"""A real devpi-server as the internal index, started once per test session on
+the port it binds (port 0, read back from its output)."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,19 +28,47 @@ def _bin(name: str) -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+SERVING = re.compile(rb"Serving on http://127\.0\.0\.1:(\d+)")
+
+
+def serving_port(
+    proc: subprocess.Popen[bytes], log: BinaryIO, timeout: float
+) -> tuple[int, threading.Thread]:
+    """The port devpi-server (waitress) bound, read from its output ("Serving on …", printed
+    once the socket listens), which is copied to *log* all along; RuntimeError if it exits or
+    says nothing of the kind within *timeout*.  The thread copying the output ends when the
+    process does."""
+    assert proc.stdout is not None
+    found: list[int] = []
+    listening = threading.Event()
+
+    def pump(out: BinaryIO) -> None:
+        for line in out:
+            log.write(line)
+            log.flush()
+            if not found and (m := SERVING.search(line)):
+                found.append(int(m[1]))
+                listening.set()
+        listening.set()  # the process closed its output: it is gone
+
+    copier = threading.Thread(target=pump, args=(proc.stdout,), daemon=True)
+    copier.start()
+    if not listening.wait(timeout) or not found:
+        proc.kill()
+        proc.wait()
+        copier.join()
+        raise RuntimeError("devpi-server did not start listening")
+    return found[0], copier
 
 
 class Devpi:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = 0  # known once the server listens
+        self.url = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: BinaryIO | None = None
+        self._copier: threading.Thread | None = None
         self._env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "DEVPI_"))}
         self._env["HOME"] = str(root)
 
@@ -82,24 +110,18 @@ class Devpi:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(self.port),
+                "0",
             ],
-            stdout=log,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=self._env,
         )
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/+api", timeout=2):
-                    break
-            except OSError:
-                if self._proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "devpi-server did not start: "
-                        + (self.root / "server.log").read_text(errors="replace")[-2000:]
-                    ) from None
-                time.sleep(0.3)
+        try:
+            self.port, self._copier = serving_port(self._proc, log, STARTUP_TIMEOUT)
+        except RuntimeError as e:
+            tail = (self.root / "server.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{e}: {tail}") from None
+        self.url = f"http://127.0.0.1:{self.port}"
         self._client("use", self.url)
         self._client("login", "root", "--password", PASSWORD)
         self._client("index", "-c", "dev", "bases=", "volatile=True")
@@ -121,6 +143,9 @@ class Devpi:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
             self._proc = None
+        if self._copier is not None:
+            self._copier.join()  # the output is at its end: the process is gone
+            self._copier = None
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -3,22 +3,27 @@ bootstrap script runs as written and creates the internal index airlock is confi
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import yaml
 
-from tests.require import require_systemd_analyze
+from tests.require import require_netns_tools, require_systemd_analyze
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -102,31 +107,48 @@ def test_systemd_unit_is_hardened() -> None:
     assert "Overall exposure level" in r.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+DEVPI_PORT = 3141  # compose's, kept: each start gets a network namespace of its own
+CLONE_NEWNET = 0x40000000
+LOOPBACK_UP = 'ip link set lo up; exec sh -ec "$1"'  # then the script, as $1
 
 
-def _devpi_script(data: Path, port: int) -> str:
-    """compose.yaml's devpi command, with compose's $$ unescaped, and its data folder, marker
-    file and port moved to this test's (every one must be there to be moved)."""
+def _devpi_script(data: Path) -> str:
+    """compose.yaml's devpi command, with compose's $$ unescaped, and its data folder and marker
+    file moved to this test's (each must be there to be moved).  The port stays: the script runs
+    in a fresh network namespace, where nothing else can hold it."""
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
     devpi = compose["services"]["devpi"]
     assert devpi["command"][:2] == ["sh", "-ec"]
     assert devpi["volumes"] == ["devpi-data:/data"]
     script = str(devpi["command"][2]).replace("$$", "$")
-    moved = {"/tmp/ready": str(data / "ready"), "/data": str(data), "3141": str(port)}
+    assert f"--port {DEVPI_PORT} " in script
+    moved = {"/tmp/ready": str(data / "ready"), "/data": str(data)}
     for old in moved:
         assert old in script, old
     return re.sub("|".join(map(re.escape, moved)), lambda m: moved[m.group(0)], script)
 
 
 def _start_devpi(script: str, data: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The script in a network namespace of its own (loopback up), until it marks itself ready:
+    the marker is the script's own readiness signal (compose's healthcheck tests it), so it is
+    polled, with the process's exit and a deadline as the other ways out."""
     (data / "ready").unlink(missing_ok=True)  # the script does too, but this loop may be first
     log = (data / "devpi.log").open("ab")
     proc = subprocess.Popen(
-        ["sh", "-ec", script], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        [
+            "unshare",
+            "--net",
+            "--",
+            "sh",
+            "-ec",
+            'ip link set lo up; exec sh -ec "$1"',
+            "sh",
+            script,
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     log.close()
     deadline = time.monotonic() + DEVPI_START_TIMEOUT
@@ -136,8 +158,36 @@ def _start_devpi(script: str, data: Path, env: dict[str, str]) -> subprocess.Pop
             pytest.fail(
                 "devpi bootstrap did not finish:\n" + (data / "devpi.log").read_text()[-3000:]
             )
-        time.sleep(0.2)
+        time.sleep(0.2)  # polls the condition itself (no file-event API in the standard library)
     return proc
+
+
+def _in_netns(pid: int, fn: Callable[[], T]) -> T:
+    """fn() on a thread that has joined *pid*'s network namespace (a thread's own setting)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def joined() -> T:
+        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns into devpi's network namespace")
+        finally:
+            os.close(fd)
+        return fn()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(joined).result()
+
+
+def _get_json(url: str) -> Any:
+    req = urllib.request.Request(url, headers={"Accept": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _simple_status(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return int(r.status)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -150,32 +200,31 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
-def test_compose_devpi_bootstrap_creates_the_internal_index_and_restarts(tmp_path: Path) -> None:
+def test_compose_devpi_bootstrap_creates_the_internal_index_and_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The devpi service's script, run as written (devpi-server from the test extra), creates an
     empty root/dev index (no base: nothing is mirrored through devpi) and, started again on the
     same data (a container restart), comes up without re-initialising."""
+    require_netns_tools(monkeypatch)  # root and ip: a network namespace per start
     data = tmp_path / "devpi"
     data.mkdir()
-    port = _free_port()
-    script = _devpi_script(data, port)
+    script = _devpi_script(data)
     bin_dir = str(Path(sys.executable).parent)
     env = {
-        "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "HOME": str(tmp_path),
         "DEVPI_ROOT_PASSWORD": "bootstrap-test",
         "PYTHONWARNINGS": "ignore",
     }
+    url = f"http://127.0.0.1:{DEVPI_PORT}/root/dev"
     for attempt in ("first start", "restart"):
         proc = _start_devpi(script, data, env)
         try:
-            url = f"http://127.0.0.1:{port}/root/dev"
-            req = urllib.request.Request(url, headers={"Accept": "application/json"})
-            with urllib.request.urlopen(req, timeout=10) as r:
-                index = json.loads(r.read())["result"]
+            index = _in_netns(proc.pid, lambda: _get_json(url))["result"]
             assert index["type"] == "stage", attempt
             assert list(index["bases"]) == [], attempt
-            with urllib.request.urlopen(f"{url}/+simple/", timeout=10) as r:
-                assert r.status == 200
+            assert _in_netns(proc.pid, lambda: _simple_status(f"{url}/+simple/")) == 200
         finally:
             _stop(proc)
     log = (data / "devpi.log").read_text()

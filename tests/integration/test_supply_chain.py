@@ -16,6 +16,7 @@ from tests.conftest import ProxyFactory
 from tests.fakes.devpi import Devpi
 from tests.fakes.dists import wheel
 from tests.fakes.pypi_index import FakeIndex
+from tests.ports import refusing_port
 
 
 def _now_iso(hours_ago: float = 0) -> str:
@@ -148,13 +149,14 @@ async def test_dependency_confusion_internal_index_down_refuses_public_answers(
     start_proxy: ProxyFactory, fake_index: FakeIndex, tmp_path: Path
 ) -> None:
     fake_index.add(wheel("acme-utils", "9.0"))
-    proxy = await start_proxy(
-        UpstreamSettings(
-            name="corp", url="http://127.0.0.1:9/simple/", kind="internal", timeout=2.0
-        ),
-        _public(fake_index),
-    )
-    run_ = await uv_install(proxy.simple, "acme-utils", target=tmp_path / "x", home=tmp_path)
+    with refusing_port() as down:
+        proxy = await start_proxy(
+            UpstreamSettings(
+                name="corp", url=f"http://127.0.0.1:{down}/simple/", kind="internal", timeout=2.0
+            ),
+            _public(fake_index),
+        )
+        run_ = await uv_install(proxy.simple, "acme-utils", target=tmp_path / "x", home=tmp_path)
     assert run_.returncode != 0
     assert "internal index could not be asked" in run_.output, run_.output
 

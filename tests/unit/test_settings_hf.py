@@ -22,12 +22,12 @@ def test_hf_defaults() -> None:
 def test_hf_file_and_env(tmp_path: Path) -> None:
     cfg = tmp_path / "a.toml"
     cfg.write_text(
-        '[hf]\nupstream = "http://127.0.0.1:9/"\nttl = 5\nforward_client_token = false\n'
+        '[hf]\nupstream = "http://hub.example/"\nttl = 5\nforward_client_token = false\n'
     )
     hf = load_settings(
         cfg, env={"AIRLOCK_HF__OFFLINE": "true", "AIRLOCK_HF__TOKEN": "hf_server_token"}
     ).hf
-    assert (hf.upstream, hf.ttl, hf.forward_client_token) == ("http://127.0.0.1:9/", 5.0, False)
+    assert (hf.upstream, hf.ttl, hf.forward_client_token) == ("http://hub.example/", 5.0, False)
     assert (hf.offline, hf.token) == (True, "hf_server_token")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from proxy.settings import PolicySettings, SettingsError, UpstreamSettings, load
 from tests.conftest import ProxyFactory
 from tests.fakes.opa_server import OpaProcess, opa_process
 from tests.fakes.pypi_index import FakeIndex
+from tests.ports import refusing_port
 from tests.require import require_golib
 
 REASON = "CVE-2099-0001 remote code execution"
@@ -65,12 +65,11 @@ async def test_the_factory_builds_the_engine_the_settings_name(
 
 
 async def test_no_opa_no_start(policies_dir: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings = PolicySettings(path=policies_dir, engine="opa", opa_url=f"http://127.0.0.1:{port}")
-    with pytest.raises(PolicyError, match=r"is not ready after 0\.3s"):
-        await create_engine(settings, opa_wait=0.3)
+    with refusing_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        settings = PolicySettings(path=policies_dir, engine="opa", opa_url=url)
+        with pytest.raises(PolicyError, match=r"is not ready after 0\.3s"):
+            await create_engine(settings, opa_wait=0.3)
 
 
 async def test_the_proxy_decides_through_opa(

@@ -20,6 +20,7 @@ from proxy.trust.verify_cli import (
     hf_cache_items,
     requirement_items,
 )
+from tests.ports import refusing_port
 
 A, B, C = "a" * 64, "B" * 64, "c" * 64
 
@@ -110,7 +111,7 @@ def test_statement_checks(statement: dict[str, Any], item: Item, reason: str) ->
 
 
 def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["verify", "--proxy", "http://127.0.0.1:9"]) == 2
+    assert main(["verify", "--proxy", "http://airlock.invalid"]) == 2
     assert "nothing to verify" in capsys.readouterr().err
     f = tmp_path / "f.whl"
     f.write_bytes(b"x")
@@ -124,5 +125,7 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_unreachable_proxy_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "f.whl"
     f.write_bytes(b"x")
-    assert main(["verify", str(f), "--proxy", "http://127.0.0.1:9", "--timeout", "2"]) == 1
+    with refusing_port() as down:
+        url = f"http://127.0.0.1:{down}"
+        assert main(["verify", str(f), "--proxy", url, "--timeout", "2"]) == 1
     assert "FAIL proxy" in capsys.readouterr().out
