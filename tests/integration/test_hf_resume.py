@@ -75,8 +75,9 @@ async def test_stale_if_error_then_offline_from_the_store(hub: FakeHub, tmp_path
     """
     config = hub.expect(MODEL, "config.json").content()
     store = tmp_path / "store"
+    unpinned = {"unpinned": "allow"}  # repo info by branch: this test is not about pins
     async with hf_proxy(
-        tmp_path, hub.url, ttl=0.0, store=store, egress_allow=(hub.cdn_url,)
+        tmp_path, hub.url, ttl=0.0, store=store, egress_allow=(hub.cdn_url,), hf_data=unpinned
     ) as proxy:
         assert (await run_hf(snippet, hf_env(proxy.endpoint, tmp_path / "a"))).ok() == [
             sha,
@@ -89,7 +90,7 @@ async def test_stale_if_error_then_offline_from_the_store(hub: FakeHub, tmp_path
             async with http.get(f"{proxy.endpoint}/api/models/{MODEL}") as r:
                 assert r.status == 200
                 assert "upstream failed" in r.headers["X-Airlock-Stale"]
-    async with hf_proxy(tmp_path, hub.url, offline=True, store=store) as proxy:
+    async with hf_proxy(tmp_path, hub.url, offline=True, store=store, hf_data=unpinned) as proxy:
         offline = await run_hf(snippet, hf_env(proxy.endpoint, tmp_path / "c"))
         assert offline.ok() == [sha, config.hex()]
         missing = await run_hf(
