@@ -4,6 +4,7 @@ environment (``make hf0`` creates ``.venv-hf0``; without it these tests fail and
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -33,8 +34,11 @@ async def proxy(hub: FakeHub, tmp_path: Path) -> AsyncIterator[HfProxy]:
 
 
 async def client0(proxy: HfProxy, home: Path, snippet: str) -> ClientRun:
-    run = await run_hf(snippet, hf_env(proxy.endpoint, home), python=hf0_python())
-    assert run.stdout is not None
+    """*snippet* on the 0.x client, which it first checks it is (result/error as usual)."""
+    guard = "import huggingface_hub as _h\nassert _h.__version__.startswith('0.'), _h.__version__\n"
+    code = guard + textwrap.dedent(snippet)
+    run = await run_hf(code, hf_env(proxy.endpoint, home), python=hf0_python())
+    assert run.error is None or not run.error.is_a("AssertionError"), run.error
     return run
 
 
@@ -107,6 +111,7 @@ async def test_client0_resumes_on_its_next_run_after_a_cut(
 
 
 async def test_client0_namespace_reuse_reason(hub: FakeHub, proxy: HfProxy, tmp_path: Path) -> None:
+    environ = dict(os.environ)
     old = hub.commit_sha(MODEL)
     snippet = f"result = read_hex(download({MODEL!r}, 'config.json', revision={old!r}))"
     (await client0(proxy, tmp_path / "a", snippet)).ok()
@@ -119,4 +124,4 @@ async def test_client0_namespace_reuse_reason(hub: FakeHub, proxy: HfProxy, tmp_
     assert run.error is not None
     assert run.error.is_a("GatedRepoError")
     assert "possible namespace reuse" in run.error.message
-    assert os.environ.get("HF_ENDPOINT") is None  # nothing leaked into the test process
+    assert dict(os.environ) == environ  # nothing leaked into the test process

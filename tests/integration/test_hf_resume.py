@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession
 
+from mirror_store.blobs import LocalBlobStore
+from mirror_store.digest import Digest
 from proxy.hf import routes
 from tests.fakes.hf_client import hf_env, run_hf
 from tests.fakes.hf_fixtures import BIG_FILE, BIG_MODEL, MODEL
@@ -99,4 +101,6 @@ async def test_stale_if_error_then_offline_from_the_store(hub: FakeHub, tmp_path
         )
         assert missing.error is not None
         assert "offline mode is on" in missing.error.message
-    assert hashlib.sha256(config).hexdigest()  # stored content is what the hub served
+    stored = LocalBlobStore(store).path(Digest(hashlib.sha256(config).hexdigest()))
+    assert stored is not None, "the store holds no blob with the sha256 of the hub's config"
+    assert stored.read_bytes() == config  # stored content is what the hub served
