@@ -13,7 +13,10 @@
 #                            pin: {pinned_project, version_ok, hash_ok} (when pins exist)
 #                            provenance: {present, publisher, recorded_publisher, finding}
 #                                                                       (downloads only)}
-#   input.facts             {typosquat: [{target, method, score, score_text}],
+#   input.facts             {typosquat: [{target, method, score, score_text, rank, evidence}]
+#                             (best first), history (only with typosquat findings):
+#                             {first_upload_ns, latest_upload_ns, releases, files,
+#                              unknown_upload_times, provenance},
 #                            identity: [{kind, message}], internal_errors: [..],
 #                            previously_internal, upstream_kind, stale,
 #                            osv (true when some file has OSV matches)}
@@ -33,7 +36,10 @@ defaults := {
 	"deny_projects": {},
 	"deny_versions": {},
 	"deny_files": {},
-	"typosquat": {"deny_score": 0.8, "warn_score": 0.6, "exempt": []},
+	"typosquat": {
+		"deny_score": 0.8, "suspect_score": 0.35, "warn_score": 0.6,
+		"new_days": 90, "few_releases": 2, "few_releases_days": 365, "exempt": [],
+	},
 	"cooldown": {"days": 7, "exempt": [], "missing_upload_time": "deny", "internal": false},
 	"pins": {"enforce": false},
 	"osv": {"deny_malicious": true, "min_severity": "CRITICAL", "exempt": {}},
@@ -90,24 +96,79 @@ file_deny contains {"filename": f.filename, "rule": "no-upstream-hash", "message
 
 # --- typo-squats ----------------------------------------------------------------------------
 
-deny contains {"rule": "typosquat", "message": msg} if {
+# A name near a popular (or internal) one is denied when the name alone is close enough
+# (deny_score), or when it is suspect (suspect_score) and the project is new: first upload
+# under new_days ago, or at most few_releases releases and under few_releases_days old, or
+# no upload time at all (its age cannot be checked: fail closed).  An old, established
+# project is only warned about.  Findings come best first; the reason names the best one.
+# Filled in key by key: a partial "typosquat" object in the data keeps the other defaults.
+tcfg := object.union(defaults.typosquat, object.get(cfg, "typosquat", {}))
+
+squat := input.facts.typosquat[0] if {
 	public
-	not exempt(cfg.typosquat.exempt)
-	some s in input.facts.typosquat
-	s.score >= cfg.typosquat.deny_score
+	not exempt(tcfg.exempt)
+	count(input.facts.typosquat) > 0
+}
+
+squat_history := object.get(input.facts, "history", {})
+
+squat_first_ns := object.get(squat_history, "first_upload_ns", null)
+
+squat_releases := object.get(squat_history, "releases", 0)
+
+squat_age_days := (input.now_ns - squat_first_ns) / 86400000000000 if is_number(squat_first_ns)
+
+squat_new if not is_number(squat_first_ns)
+
+squat_new if squat_age_days < tcfg.new_days
+
+squat_new if {
+	squat_releases <= tcfg.few_releases
+	squat_age_days < tcfg.few_releases_days
+}
+
+squat_history_text := concat("", [
+	"first upload ", format_int(squat_age_days, 10), " days ago, ",
+	format_int(squat_releases, 10), plural_release,
+]) if is_number(squat_first_ns)
+
+else := "no upload times, so its age is unknown"
+
+plural_release := " release" if squat_releases == 1
+
+else := " releases"
+
+squat_evidence := object.get(squat, "evidence", concat("", ["like '", squat.target, "' (", squat.method, ")"]))
+
+squat_text := concat("", ["'", input.project, "' is ", squat_evidence, "; ", squat_history_text])
+
+squat_basis := concat("", ["the name alone is that close (score ", squat.score_text, ")"]) if {
+	squat.score >= tcfg.deny_score
+}
+
+squat_basis := concat("", [
+	"a new project near a popular name is held back (score ", squat.score_text,
+	"; new: under ", format_int(tcfg.new_days, 10), " days old, or at most ",
+	format_int(tcfg.few_releases, 10), " releases and under ",
+	format_int(tcfg.few_releases_days, 10), " days old)",
+]) if {
+	squat.score < tcfg.deny_score
+	squat.score >= tcfg.suspect_score
+	squat_new
+}
+
+deny contains {"rule": "typosquat", "message": msg} if {
+	squat_basis
 	msg := concat("", [
-		"'", input.project, "' looks like '", s.target, "' (", s.method, ", score ",
-		s.score_text, "); if it is legitimate, add it to typosquat.exempt",
+		squat_text, "; ", squat_basis,
+		"; if it is legitimate, an admin can allow it in policies/data/pypi.json (typosquat.exempt)",
 	])
 }
 
 warn contains {"rule": "typosquat", "message": msg} if {
-	public
-	not exempt(cfg.typosquat.exempt)
-	some s in input.facts.typosquat
-	s.score < cfg.typosquat.deny_score
-	s.score >= cfg.typosquat.warn_score
-	msg := concat("", ["'", input.project, "' resembles '", s.target, "' (", s.method, ", score ", s.score_text, ")"])
+	not squat_basis
+	squat.score >= tcfg.warn_score
+	msg := concat("", [squat_text, " (score ", squat.score_text, "); old enough to be only a warning"])
 }
 
 # --- dependency confusion -------------------------------------------------------------------

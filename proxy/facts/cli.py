@@ -2,7 +2,8 @@
 
 ``airlock facts refresh-popular --from FILE [--top N] [--out PATH]`` rebuilds the popularity
 corpus from a catalogue TSV or a "top packages" JSON file (layouts in :mod:`proxy.facts.corpus`)
-and records where the ranking came from and when.
+and records where the ranking came from and when.  ``airlock facts evaluate`` measures the
+typo-squat rule at deny level (:mod:`proxy.facts.squat_report`).
 
 Each verb sets ``func`` (``Callable[[argparse.Namespace], int]``, returning an exit code) on the
 parsed namespace.
@@ -49,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )  # fmt: skip
     refresh.add_argument("--source", default=None, metavar="TEXT", help="describe the source")
     refresh.set_defaults(func=refresh_popular)
+    from .squat_report import register as register_evaluate
+
+    register_evaluate(verbs)
 
 
 def _positive_int(text: str) -> int:

@@ -186,3 +186,41 @@ def edit_score(edit: Edit, target: str, *, protected: bool = False) -> float:
     elif edit.kind in ("omitted-char", "inserted-char") and edit.char == "s" and last:
         edge = 0.8  # plural/singular: sentinel/sentinels, environ/environs
     return weight * length * edge
+
+
+# How each relation reads in a denial: "'reqeusts' is <phrase> 'requests' (rank 6)".
+_PHRASES: dict[str, str] = {
+    "adjacent-swap": "1 edit (transposition) from",
+    "repeated-char": "1 edit (doubled letter) from",
+    "collapsed-repeat": "doubled letters away from",
+    "omitted-char": "1 edit (dropped letter) from",
+    "inserted-char": "1 edit (inserted letter) from",
+    "keyboard-sub": "1 edit (keyboard slip) from",
+    "substitution": "1 edit (substitution) from",
+    "visual-sub": "1 look-alike character (homoglyph) from",
+    "homoglyph": "a look-alike (homoglyph) of",
+    "ultranormalized": "a look-alike (l/i/1, o/0, separators) of",
+    "separator": "the same name with other separators as",
+    "word-swap": "the words, re-ordered, of",
+    "affix-add": "a python prefix or suffix added to",
+    "affix-add-py": "a py prefix added to",
+    "affix-version": "a python/python3 affix variant of",
+    "affix-swap": "a py/python affix variant of",
+    "affix-drop": "a py/python affix dropped from",
+    "affix-typo": "a py/python affix plus a typo away from",
+    "version-add": "a version suffix added to",
+    "version-change": "another version suffix of",
+    "version-drop": "a version suffix dropped from",
+    "digit-sub": "1 digit changed in",
+    "distance-2": "2 edits from",
+    "extension-2": "2 characters added or cut at one end of",
+    "plural": "the plural or singular of",
+    "vendor-affix": "a vendor or AI affix added to",
+    "dropped-vowels": "missing vowels of",
+}
+
+
+def evidence_text(kind: str, target: str, rank: int | None) -> str:
+    """``1 edit (transposition) from 'requests' (rank 6)``; protected targets say so."""
+    where = f"rank {rank}" if rank is not None else "protected: internal or allow-listed"
+    return f"{_PHRASES.get(kind, kind)} '{target}' ({where})"

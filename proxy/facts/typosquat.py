@@ -28,6 +28,7 @@ from .scoring import (
     classify_edit,
     edit_length_factor,
     edit_score,
+    evidence_text,
     popularity_weight,
     whole_length_factor,
 )
@@ -58,10 +59,18 @@ class SquatFinding:
     target: str  # the protected name it looks like
     method: str  # one of METHODS
     score: float  # 0..1 confidence, weighs popularity asymmetry
+    kind: str = ""  # the precise relation (a key of scoring.WEIGHTS), for the reason text
+    rank: int | None = None  # the target's download rank; None: protected (internal, allowed)
 
-    def to_input(self) -> dict[str, str | float]:
-        """The shape the policy input expects: ``{target, method, score}``."""
-        return {"target": self.target, "method": self.method, "score": self.score}
+    def to_input(self) -> dict[str, str | float | int | None]:
+        """The shape the policy input expects: ``{target, method, score, rank, evidence}``."""
+        return {
+            "target": self.target,
+            "method": self.method,
+            "score": self.score,
+            "rank": self.rank,
+            "evidence": evidence_text(self.kind or self.method, self.target, self.rank),
+        }
 
 
 def affix_cores(canonical: str) -> list[tuple[str, str]]:
@@ -104,7 +113,7 @@ class _Findings:
     """Best (score, method) per target index for one ``check`` call."""
 
     def __init__(self, pop: list[float], confusable: bool) -> None:
-        self.best: dict[int, tuple[float, str]] = {}
+        self.best: dict[int, tuple[float, str, str]] = {}
         self._pop = pop
         self._confusable = confusable
 
@@ -113,8 +122,9 @@ class _Findings:
         method = METHOD_OF[kind]
         if self._confusable:  # non-ASCII look-alikes on top of any other relation
             method, score = "homoglyph", max(score, WEIGHTS["homoglyph"] * self._pop[idx])
+            kind = "homoglyph"
         if idx not in self.best or score > self.best[idx][0]:
-            self.best[idx] = (score, method)
+            self.best[idx] = (score, method, kind)
 
 
 class TyposquatDetector:
@@ -147,6 +157,7 @@ class TyposquatDetector:
         self._index = {name: i for i, name in enumerate(self._names)}
         self._pop = [popularity_weight(ranks[n]) for n in self._names]
         self._protected = [ranks[n] is None for n in self._names]
+        self._ranks = [ranks[n] for n in self._names]
 
         index: dict[str, dict[str, list[int]]] = {
             k: defaultdict(list) for k in ("flat", "ultra", "visual", "words", "version", "repeats")
@@ -198,8 +209,8 @@ class TyposquatDetector:
         self._affixes(q, found)
         self._edits(q, found)
         findings = [
-            SquatFinding(self._names[i], method, round(min(score, 1.0), 3))
-            for i, (score, method) in found.best.items()
+            SquatFinding(self._names[i], method, round(min(score, 1.0), 3), kind, self._ranks[i])
+            for i, (score, method, kind) in found.best.items()
             if score >= self.report_threshold
         ]
         findings.sort(key=lambda f: (-f.score, f.target))

@@ -18,9 +18,10 @@ from mirror_store.metadata import SqliteMetadata
 
 from ..decision import FileFacts
 from ..facts.corpus import corpus_from_doc
-from ..facts.typosquat import TyposquatDetector
+from ..facts.typosquat import SquatFinding, TyposquatDetector
 from ..policy.snapshot import Snapshot
 from ..upstream import UpstreamClient
+from .history import history_facts
 from .identity import IdentityStore
 from .model import File
 from .provenance import ProvenanceStore
@@ -48,6 +49,10 @@ class _Lists:
 
 
 _DETECTORS: dict[str, TyposquatDetector] = {}
+# Findings down to this score reach the policy: the rule combines them with the project's
+# history (typosquat.suspect_score for new projects, deny_score for any), so the floor sits
+# below every threshold an admin would set.
+REPORT_FLOOR = 0.25
 
 
 def _detector(digest: str, corpus: object) -> TyposquatDetector:
@@ -55,7 +60,7 @@ def _detector(digest: str, corpus: object) -> TyposquatDetector:
     hit = _DETECTORS.get(digest) if digest else None
     if hit is None:
         ranks, _ = corpus_from_doc(corpus, f"policies/{CORPUS}.json")
-        hit = TyposquatDetector(ranks)
+        hit = TyposquatDetector(ranks, report_threshold=REPORT_FLOOR)
         if digest:
             _DETECTORS.clear()  # keep only the current corpus
             _DETECTORS[digest] = hit
@@ -116,7 +121,9 @@ class PypiFacts:
         """A project an internal index serves: protected against look-alikes from now on."""
         if name not in self._internal:
             self._internal.add(name)
-            self._internal_detector = TyposquatDetector({}, self._internal)
+            self._internal_detector = TyposquatDetector(
+                {}, self._internal, report_threshold=REPORT_FLOOR
+            )
             self._squats.clear()
 
     # -- project facts ------------------------------------------------------------------------
@@ -130,10 +137,7 @@ class PypiFacts:
             for detector in (self._lists.popular, self._internal_detector):
                 if detector is not None:
                     findings += detector.check(name)
-        out = [
-            f.to_input() | {"score_text": f"{f.score:.2f}"}
-            for f in sorted(findings, key=lambda f: -f.score)
-        ]
+        out = squat_input(findings)
         if len(self._squats) > 65536:
             self._squats.clear()
         self._squats[name] = out
@@ -144,10 +148,12 @@ class PypiFacts:
         if kind == "internal":
             self.note_internal(name)
         public = kind != "internal"
-        return {
+        squats = self.typosquat(name) if public else []
+        extra = {"history": history_facts(page.detail)} if squats else {}
+        return extra | {
             "upstream_kind": kind,
             "stale": page.stale is not None,
-            "typosquat": self.typosquat(name) if public else [],
+            "typosquat": squats,
             "identity": await self._identity.check(name, page.detail) if public else [],
             "internal_errors": list(page.internal_errors),
             "previously_internal": page.previously_internal,
@@ -184,6 +190,14 @@ class PypiFacts:
         self, upstream: str, name: str, f: File, version: str | None
     ) -> dict[str, Any]:
         return await self._provenance.facts(name, f, version, self._clients.get(upstream))
+
+
+def squat_input(findings: Iterable[SquatFinding]) -> list[dict[str, Any]]:
+    """Findings as the policy input lists them (best first, the score also as text)."""
+    return [
+        f.to_input() | {"score_text": f"{f.score:.2f}"}
+        for f in sorted(findings, key=lambda f: (-f.score, f.target))
+    ]
 
 
 async def prepare_async(facts: PypiFacts, snapshot: Snapshot) -> None:

@@ -171,11 +171,18 @@ def test_findings_are_sorted_and_serialisable(small: TyposquatDetector) -> None:
     findings = detector.check("requets")
     assert [f.score for f in findings] == sorted((f.score for f in findings), reverse=True)
     assert {f.target for f in findings} == {"requests", "request"}
-    assert findings[0].to_input() == {
-        "target": findings[0].target,
-        "method": findings[0].method,
-        "score": findings[0].score,
+    best = findings[0]
+    assert best.to_input() == {
+        "target": best.target,
+        "method": best.method,
+        "score": best.score,
+        "rank": best.rank,
+        "evidence": "1 edit (transposition) from 'request' (rank 2)",
     }
+    assert (
+        TyposquatDetector({}, ["acme-billing"]).check("acme-bililng")[0].to_input()["evidence"]
+        == "1 edit (transposition) from 'acme-billing' (protected: internal or allow-listed)"
+    )
     assert small.check("") == []
 
 

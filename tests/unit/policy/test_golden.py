@@ -44,6 +44,16 @@ def _file(f: dict[str, Any]) -> FileFacts:
     )
 
 
+def _facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """``history.age_days`` stands for a first upload that many days before now."""
+    history = facts.get("history")
+    if not isinstance(history, dict) or "age_days" not in history:
+        return facts
+    first = time.time_ns() - int(history["age_days"] * 86400 * 10**9)
+    rest = {k: v for k, v in history.items() if k != "age_days"}
+    return facts | {"history": rest | {"first_upload_ns": first}}
+
+
 def subject_of(d: dict[str, Any]) -> Subject:
     upstream = d.get("upstream", "public")
     files = tuple(_file(f) for f in d["files"])
@@ -55,7 +65,7 @@ def subject_of(d: dict[str, Any]) -> Subject:
         upstream,
         client=Client(id="golden", groups=tuple(d.get("groups", ()))),
         files=files,
-        extra=FACT_DEFAULTS | {"upstream_kind": upstream} | osv | d.get("facts", {}),
+        extra=FACT_DEFAULTS | {"upstream_kind": upstream} | osv | _facts(d.get("facts", {})),
     )
 
 
