@@ -31,9 +31,7 @@ def test_a_missing_component_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_a_missing_component_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(
-        pytest.skip.Exception, match=r"^widget is not installed: `make"
-    ):
+    with pytest.raises(pytest.skip.Exception, match=r"^widget is not installed: `make"):
         require(False, REASON)
 
 
