@@ -142,7 +142,10 @@ async def simple_project(request: web.Request) -> web.StreamResponse:
     fmt = _format(request)
     page, decision = await request.app[POLICY_INDEX].project(name, client_of(request))
     synthesized = await request.app[FILES].synthesized_metadata(name)
-    body = request.app[RENDERED].render(page.detail, synthesized, fmt)
+    detail = page.detail
+    if decision.reasons and decision.enforced and _is_pip(request):
+        detail = _listed_for_pip(detail)
+    body = request.app[RENDERED].render(detail, synthesized, fmt)
     headers = {
         "Content-Type": content_type(fmt),  # type: ignore[arg-type]
         "Vary": "Accept",
@@ -156,6 +159,31 @@ async def simple_project(request: web.Request) -> web.StreamResponse:
         )
         headers["Warning"] = '110 airlock "Response is stale"'
     return web.Response(body=body, headers=headers)
+
+
+BLOCKED_PREFIX = "blocked by airlock: "  # PolicyIndex marks denied files so
+
+
+def _is_pip(request: web.Request) -> bool:
+    return request.headers.get("User-Agent", "").startswith("pip/")
+
+
+def _listed_for_pip(detail: ProjectDetail) -> ProjectDetail:
+    """A project the policy denies as a whole, as pip is shown it: files not marked yanked.
+
+    pip never prints the reason of a yanked file it skips (an unpinned install only says
+    "Ignored the following yanked versions"), and a refused page is logged at debug level.
+    Listed plainly, pip picks a file and its download is refused with a 403 whose reason
+    phrase (which pip prints) says why.  No byte of a denied file is ever served.  Other
+    clients (uv prints yank reasons) keep the yanked page.
+    """
+    files = tuple(
+        replace(f, yanked=False)
+        if isinstance(f.yanked, str) and f.yanked.startswith(BLOCKED_PREFIX)
+        else f
+        for f in detail.files
+    )
+    return replace(detail, files=files)
 
 
 def _header_safe(text: str) -> str:

@@ -48,12 +48,36 @@ async def test_typosquat_refused_with_reason_and_the_real_name_installs(
 
     pinned = await pip_install(proxy.simple, "reqeusts==2.0", target=tmp_path / "b", home=tmp_path)
     assert pinned.returncode != 0
-    assert "looks like 'requests'" in pinned.output, pinned.output
+    assert "1 edit (transposition) from 'requests' (rank" in pinned.output, pinned.output
 
     unpinned = await uv_install(proxy.simple, "reqeusts", target=tmp_path / "c", home=tmp_path)
     assert unpinned.returncode != 0
-    assert "looks like 'requests'" in unpinned.output, unpinned.output
+    assert "1 edit (transposition) from 'requests' (rank" in unpinned.output, unpinned.output
     assert fake_index.requests["/files/reqeusts-2.0-py3-none-any.whl"] == 0
+
+
+async def test_new_look_alike_is_refused_and_pip_and_uv_print_why(
+    start_proxy: ProxyFactory, fake_index: FakeIndex, tmp_path: Path
+) -> None:
+    """A name whose evidence alone only warns (a keyboard slip at the end) is denied while the
+    project is new; the reason reaches pip's and uv's stderr on an unpinned install, and the
+    same kind of name with an old history installs."""
+    fake_index.add(wheel("requests", "2.0"), wheel("requestx", "2.0"))  # old uploads
+    fake_index.add(wheel("requestz", "2.0"), upload_time=_now_iso(hours_ago=10 * 24))
+    proxy = await start_proxy(_public(fake_index))
+    why = "'requestz' is 1 edit (keyboard slip) from 'requests' (rank"
+    history = "first upload 10 days ago, 1 release"
+    for install in (pip_install, uv_install):
+        target = tmp_path / install.__name__
+        refused = await install(proxy.simple, "requestz", target=target, home=tmp_path)
+        assert refused.returncode != 0
+        assert why in refused.stderr, refused.output
+        assert history in refused.stderr, refused.output
+        assert "typosquat.exempt" in refused.stderr, refused.output
+        old = await install(proxy.simple, "requestx", target=target, home=tmp_path)
+        assert old.returncode == 0, old.output
+        assert "requestx-2.0.dist-info" in _installed(target)
+    assert fake_index.requests["/files/requestz-2.0-py3-none-any.whl"] == 0
 
 
 async def test_too_new_release_is_held_back_and_resolvers_fall_back(
@@ -279,7 +303,7 @@ async def test_airlock_check_pypi_prints_decision_reasons_and_facts(
     squat = await run("python", "-m", "proxy", "check", "pypi", "reqeusts", env=env)
     assert squat.returncode == 1, squat.output
     assert "pypi reqeusts: DENIED" in squat.stdout
-    assert "[typosquat] 'reqeusts' looks like 'requests'" in squat.stdout
+    assert "[typosquat] 'reqeusts' is 1 edit (transposition) from 'requests'" in squat.stdout
     assert '"target": "requests"' in squat.stdout
 
     fresh = await run("python", "-m", "proxy", "check", "pypi", "tiny-lib==1.2", "--json", env=env)
