@@ -4,11 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= $(wildcard airlock.toml)
 
-.PHONY: serve test lint typecheck unit clean help hf0 hf1 deps-chromium deps-system
+.PHONY: serve test lint typecheck unit clean help hf0 hf1 deps-chromium deps-system mutation
 
 help:
 	@echo "make serve   create .venv, install, run the proxy on 127.0.0.1:8080"
 	@echo "make test    install the test extras, lint, type-check and run the whole suite"
+	@echo "make mutation  mutation testing of the security-carrying modules (docs/testing.md)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -90,5 +91,20 @@ typecheck: $(VENV)/.installed-test
 test: lint typecheck hf0 hf1 deps-chromium deps-system
 	$(BIN)/python -m pytest -m "not network"
 
+# Mutation testing of the security-carrying modules ([tool.mutmut] in pyproject.toml; method,
+# results and equivalent mutants in docs/testing.md).  Not part of `make test`.  MODULES narrows
+# a run to mutmut name globs, e.g. `make mutation MODULES="proxy.ranges* mirror_store.fill*"`;
+# MUTATION_JOBS is mutmut's --max-children.  Results are cached in mutants/ (`mutmut results`).
+MODULES ?=
+MUTATION_JOBS ?= 1
+$(VENV)/.installed-mutation: pyproject.toml Makefile $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
+	touch $@
+
+mutation: hf0 hf1 $(VENV)/.installed-mutation
+	mkdir -p mutants && ln -sfn ../$(HF0) mutants/$(HF0) && ln -sfn ../$(HF1) mutants/$(HF1)
+	$(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(foreach m,$(MODULES),'$(m)')
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) $(HF0) $(HF1) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(HF0) $(HF1) var .mypy_cache .ruff_cache .pytest_cache mutants
