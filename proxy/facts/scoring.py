@@ -53,6 +53,10 @@ WEIGHTS: dict[str, float] = {
     "digit-sub": 0.45,  # a digit replaced by another one inside the name (cu11/cu12)
     "distance-2": 0.7,  # two edits; only long names among the 300 most popular or protected
     "extension-2": 0.35,  # two characters added or cut at one end (pytest-async, -pyrs)
+    # Weak on their own (legitimate names do this): they deny new projects only.
+    "affix-typo": 0.65,  # python-reqeusts: a py/python affix on a one-edit typo
+    "vendor-affix": 0.65,  # requests-ai, openai-requests
+    "dropped-vowels": 0.65,  # rqests
 }
 METHOD_OF: dict[str, str] = {
     "visual-sub": "homoglyph",
@@ -71,6 +75,9 @@ METHOD_OF: dict[str, str] = {
     "version-change": "version-suffix",
     "version-drop": "version-suffix",
     "digit-sub": "version-suffix",
+    "affix-typo": "affix",
+    "vendor-affix": "affix",
+    "dropped-vowels": "edit-distance",
 } | {
     m: m
     for m in (
