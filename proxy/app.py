@@ -17,7 +17,8 @@ from mirror_store.metadata import SqliteMetadata
 
 from .admin.guard import login_guard_middleware
 from .admin.setup import observer, setup_admin
-from .appkeys import BLOBS, ENGINE, FILLER, IDENTITY, META, POLICY, SETTINGS
+from .appkeys import BLOBS, CLOCK, ENGINE, FILLER, IDENTITY, META, POLICY, SETTINGS
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import error_middleware
 from .health import setup_health
 from .hf.setup import setup_hf
@@ -33,7 +34,8 @@ from .trust.attest_routes import setup_attestations
 log = structlog.get_logger("airlock")
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> web.Application:
+    """The proxy for *settings*; *clock* is the time policy decisions read (tests advance it)."""
     registry = IdentityRegistry(settings.access.clients)
     app = web.Application(
         middlewares=[
@@ -45,6 +47,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=1024 * 1024,
     )
     app[SETTINGS] = settings
+    app[CLOCK] = clock
     app[IDENTITY] = registry
     app.cleanup_ctx.append(_lifecycle)
     setup_hf(app)  # after _lifecycle: its cleanup_ctx reads the shared store and engine
@@ -63,9 +66,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     meta = SqliteMetadata(root / "metadata.sqlite3")
     filler = Filler(blobs, meta, await meta.taints())
     upstreams = pypi_upstreams(settings)
-    snapshot, engine = await create_engine(settings.policy, {u.name: u.kind for u in upstreams})
+    kinds = {u.name: u.kind for u in upstreams}
+    snapshot, engine = await create_engine(settings.policy, kinds, now_ns=app[CLOCK].now_ns)
     manager = PolicyManager(settings.policy.path, engine, settings.policy.reload_interval)
-    pypi = await build_pypi(settings, meta, blobs, filler, engine, snapshot, manager, observer(app))
+    pypi = await build_pypi(
+        settings, meta, blobs, filler, engine, snapshot, manager, observer(app), app[CLOCK]
+    )
     app[BLOBS] = blobs
     app[META] = meta
     app[FILLER] = filler

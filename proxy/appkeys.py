@@ -10,6 +10,7 @@ from mirror_store.blobs import LocalBlobStore
 from mirror_store.fill import Filler
 from mirror_store.metadata import SqliteMetadata
 
+from .clock import Clock
 from .identity import IdentityRegistry
 from .metrics import Metrics
 from .policy.factory import Engine
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # these modules import this one
     from .trust.attest_served import ServedRecorder
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # what decisions read as now
 BLOBS: web.AppKey[LocalBlobStore] = web.AppKey("blobs")
 META: web.AppKey[SqliteMetadata] = web.AppKey("meta")
 FILLER: web.AppKey[Filler] = web.AppKey("filler")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from proxy.app import create_app
+from proxy.clock import SYSTEM_CLOCK
 from proxy.settings import (
     AccessSettings,
     PolicySettings,
@@ -82,6 +84,24 @@ class Proxy:
 ProxyFactory = Callable[..., Awaitable[Proxy]]
 
 
+class ManualClock:
+    """A clock a test advances: starts at the machine's time, moves only when told."""
+
+    def __init__(self) -> None:
+        self._ns = time.time_ns()
+        self._mono = 1000.0
+
+    def now_ns(self) -> int:
+        return self._ns
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def advance(self, seconds: float) -> None:
+        self._ns += int(seconds * 1e9)
+        self._mono += seconds
+
+
 @pytest.fixture
 def policies_dir(tmp_path: Path) -> Path:
     dest = tmp_path / "policies"
@@ -96,13 +116,14 @@ async def start_proxy(tmp_path: Path, policies_dir: Path) -> AsyncIterator[Proxy
     async def start(*upstreams: UpstreamSettings, **pypi: Any) -> Proxy:
         policy = pypi.pop("policy", None) or PolicySettings(path=policies_dir, reload_interval=0)
         access = pypi.pop("access", None) or AccessSettings()
+        clock = pypi.pop("clock", None) or SYSTEM_CLOCK
         settings = Settings(
             store=StoreSettings(path=tmp_path / "store"),
             pypi=replace(PypiSettings(), upstreams=tuple(upstreams), **pypi),
             policy=policy,
             access=access,
         )
-        app = create_app(settings)
+        app = create_app(settings, clock)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ..settings import PolicySettings
 from .golib import GolibEngine, available
@@ -46,13 +46,19 @@ async def create_engine(
     upstream_kinds: Mapping[str, str] | None = None,
     *,
     opa_wait: float = OPA_STARTUP_WAIT,
+    now_ns: Callable[[], int] = time.time_ns,
 ) -> tuple[Snapshot, Engine]:
-    """Load the policy folder into a new engine.  Raises PolicyError (nothing serves then)."""
+    """Load the policy folder into a new engine.  Raises PolicyError (nothing serves then).
+
+    *now_ns* is the clock the policy reads as ``input.now_ns``.
+    """
     kinds = dict(upstream_kinds or {})
     kind = resolve_engine(policy.engine)
     if kind == "opa":
         snapshot = await asyncio.to_thread(load_snapshot, policy.path)
-        engine = OpaEngine(policy.opa_url, timeout=policy.timeout, upstream_kinds=kinds)
+        engine = OpaEngine(
+            policy.opa_url, timeout=policy.timeout, upstream_kinds=kinds, now_ns=now_ns
+        )
         try:
             await wait_for_opa(engine, opa_wait)
             await engine.load(snapshot)
@@ -67,10 +73,16 @@ async def create_engine(
                 "--ignore-requires-python opa-golib-python-bindings==0.4.4"
             )
         snapshot = await asyncio.to_thread(load_snapshot, policy.path)
-        golib = GolibEngine(workers=policy.workers, timeout=policy.timeout, upstream_kinds=kinds)
+        golib = GolibEngine(
+            workers=policy.workers, timeout=policy.timeout, upstream_kinds=kinds, now_ns=now_ns
+        )
         await golib.load(snapshot)
         return snapshot, golib
     snapshot, compiled = await load_compiled(policy.path)
     return snapshot, RegopyEngine(
-        compiled, workers=policy.workers, timeout=policy.timeout, upstream_kinds=kinds
+        compiled,
+        workers=policy.workers,
+        timeout=policy.timeout,
+        upstream_kinds=kinds,
+        now_ns=now_ns,
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -74,10 +75,12 @@ class GolibEngine:
         workers: int = 2,
         timeout: float = 2.0,
         upstream_kinds: dict[str, str] | None = None,
+        now_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self._workers = max(1, workers)
         self._timeout = timeout
         self._kinds = upstream_kinds or {}
+        self._now_ns = now_ns  # the policy's input.now_ns (tests advance it)
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="airlock-opa")
         self._active: _Loaded | None = None
         self._free: asyncio.Queue[int] | None = None
@@ -109,7 +112,7 @@ class GolibEngine:
         missing = missing_entrypoint(subject, loaded.entrypoints, loaded.revision, ENGINE)
         if missing is not None:
             return missing
-        doc = build_input(subject, time.time_ns(), self._kinds.get(subject.upstream, "public"))
+        doc = build_input(subject, self._now_ns(), self._kinds.get(subject.upstream, "public"))
         try:  # a free engine at once when there is one (wait_for costs a task per call)
             slot = (
                 free.get_nowait()

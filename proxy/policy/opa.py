@@ -164,6 +164,7 @@ class OpaEngine:
         *,
         timeout: float = 2.0,
         upstream_kinds: dict[str, str] | None = None,
+        now_ns: Callable[[], int] = time.time_ns,
         breaker: CircuitBreaker | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -171,6 +172,7 @@ class OpaEngine:
         self.breaker = breaker or CircuitBreaker()
         self._clock = clock  # the breaker's cooldown and the re-push interval are read on it
         self._upstream_kinds = upstream_kinds or {}
+        self._now_ns = now_ns  # the policy's input.now_ns (tests advance it)
         self._active: Snapshot | None = None
         self._dirty = False  # OPA may hold a half-applied push: deny until a push succeeds
         self._push_lock = asyncio.Lock()
@@ -224,7 +226,7 @@ class OpaEngine:
 
     async def _evaluate(self, subject: Subject, revision: str) -> Decision:
         kind = self._upstream_kinds.get(subject.upstream, "public")
-        doc = build_input(subject, time.time_ns(), kind)
+        doc = build_input(subject, self._now_ns(), kind)
         try:
             result = await self.client.evaluate(entrypoint(subject), doc)
         except OpaUnavailable as e:

@@ -13,6 +13,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -126,12 +127,14 @@ class RegopyEngine:
         workers: int = 2,
         timeout: float = 2.0,
         upstream_kinds: dict[str, str] | None = None,
+        now_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self._active = compiled
         self._timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="airlock-rego")
         self._local = _Local()
         self._upstream_kinds = upstream_kinds or {}
+        self._now_ns = now_ns  # the policy's input.now_ns (tests advance it)
 
     @property
     def revision(self) -> str:
@@ -155,7 +158,7 @@ class RegopyEngine:
             return missing
         ep = entrypoint(subject)
         doc = build_input(
-            subject, time.time_ns(), self._upstream_kinds.get(subject.upstream, "public")
+            subject, self._now_ns(), self._upstream_kinds.get(subject.upstream, "public")
         )
         started: list[float] = []
 

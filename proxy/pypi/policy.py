@@ -10,11 +10,11 @@ left out (``denied_files = "hide"``); a download of it is always refused with a 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..decision import Action, Client, Decision, Subject
 from ..errors import Denied, NotFound
 from ..logging import log_decision
@@ -55,8 +55,10 @@ class PolicyIndex:
         store: PageDecisionStore | None = None,
         memory_files: int = 250_000,
         decision_ttl: float = DECISION_TTL,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._inner = inner
+        self._clock = clock
         self._facts = facts
         self._store = store
         self._engine = engine
@@ -131,7 +133,7 @@ class PolicyIndex:
         view = self._cache.get(key)
         if view is None or (not page.content_id and view.page_detail is not page.detail):
             return None
-        if time.monotonic() - view.at >= self._decision_ttl and key not in self._refreshing:
+        if self._clock.monotonic() - view.at >= self._decision_ttl and key not in self._refreshing:
             self._refreshing.add(key)
             task = asyncio.create_task(self._refresh(key, page, client))
             self._tasks.add(task)
@@ -151,10 +153,17 @@ class PolicyIndex:
         if hit is None:
             return None
         decided_at, decision = hit
-        age = max(0.0, time.time() - decided_at)
-        view = _View(time.monotonic() - age, decision, self._filter(page, decision), page.detail)
+        age = max(0.0, self._clock.now_ns() / 1e9 - decided_at)
+        view = _View(
+            self._clock.monotonic() - age, decision, self._filter(page, decision), page.detail
+        )
         self._remember(key, view)
         return self._cached(key, page, client)  # schedules a refresh when it is old
+
+    async def settled(self) -> None:
+        """Wait until the background re-evaluations started so far have finished."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _refresh(self, key: tuple[object, ...], page: ProjectPage, client: Client) -> None:
         try:
@@ -165,7 +174,7 @@ class PolicyIndex:
     async def _evaluate(self, key: tuple[object, ...], page: ProjectPage, client: Client) -> _View:
         subject = await self._subject(page, "page", client, page.detail.files)
         decision = await self._decide(subject)
-        view = _View(time.monotonic(), decision, self._filter(page, decision), page.detail)
+        view = _View(self._clock.monotonic(), decision, self._filter(page, decision), page.detail)
         if decision.error is None:
             self._remember(key, view)
             if self._store is not None and page.content_id:

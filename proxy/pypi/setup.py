@@ -15,6 +15,7 @@ from mirror_store.blobs import BlobStore
 from mirror_store.fill import Filler
 from mirror_store.metadata import SqliteMetadata
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..egress.connector import guarded_session
 from ..egress.guard import EgressGuard
 from ..policy.engine import PolicyEngine
@@ -57,6 +58,7 @@ async def build_pypi(
     snapshot: Snapshot,
     manager: PolicyManager | None,
     observe: Callable[[str, float, int], None] | None = None,  # upstream latency (metrics)
+    clock: Clock = SYSTEM_CLOCK,
 ) -> PypiStack:
     upstreams = pypi_upstreams(settings)
     sessions: list[aiohttp.ClientSession] = []
@@ -87,6 +89,7 @@ async def build_pypi(
         facts=facts,
         memory_files=settings.pypi.memory_files,
         decision_ttl=settings.policy.decision_ttl,
+        clock=clock,
         store=await asyncio.to_thread(PageDecisionStore, meta),  # schema: sync sqlite
     )
     files = PypiFiles(policy, meta, blobs, filler, clients, settings.pypi.offline)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -10,9 +9,10 @@ from pathlib import Path
 
 import aiohttp
 
+from proxy.pypi.routes import POLICY_INDEX
 from proxy.settings import PolicySettings, UpstreamSettings
 from tests.clients import pip_install, run, uv_install
-from tests.conftest import ProxyFactory
+from tests.conftest import ManualClock, ProxyFactory
 from tests.fakes.devpi import Devpi
 from tests.fakes.dists import wheel
 from tests.fakes.pypi_index import FakeIndex
@@ -106,11 +106,15 @@ async def test_a_page_decision_is_made_again_once_decision_ttl_has_passed(
 ) -> None:
     """Cached page decisions are re-evaluated in the background after ``policy.decision_ttl``,
     so a time-dependent rule moves on: a release held back by a 2-second cooldown is offered
-    (and downloads) once it is old enough, with neither the page nor the policy changed."""
-    fake_index.add(wheel("tiny-lib", "1.2"), upload_time=_now_iso())
+    (and downloads) once it is old enough, with neither the page nor the policy changed.
+    Time is a clock the test advances; nothing waits on the wall clock."""
+    clock = ManualClock()
+    upload = datetime.fromtimestamp(clock.now_ns() / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    fake_index.add(wheel("tiny-lib", "1.2"), upload_time=upload)
     _data(policies_dir, cooldown={"days": 2 / 86400})
-    policy = PolicySettings(path=policies_dir, reload_interval=0, decision_ttl=0.5)
-    proxy = await start_proxy(_public(fake_index), policy=policy)
+    policy = PolicySettings(path=policies_dir, reload_interval=0, decision_ttl=60)
+    proxy = await start_proxy(_public(fake_index), policy=policy, clock=clock)
+    index = proxy.app[POLICY_INDEX]
     name = "tiny_lib-1.2-py3-none-any.whl"
 
     async def yanked() -> object:
@@ -123,10 +127,13 @@ async def test_a_page_decision_is_made_again_once_decision_ttl_has_passed(
         first = await yanked()
         assert isinstance(first, str), first
         assert "cooldown" in first
-        for _ in range(50):  # 2 s of cooldown, then a background evaluation
-            if await yanked() is False:
-                break
-            await asyncio.sleep(0.3)
+        clock.advance(30)  # past the cooldown, within decision_ttl: the cached decision stands
+        assert await yanked() == first
+        await index.settled()
+        assert await yanked() == first
+        clock.advance(31)  # past decision_ttl: this answer is the old view, re-decided behind it
+        assert await yanked() == first
+        await index.settled()
         assert await yanked() is False
         async with s.get(proxy.url + "/pypi/files/tiny-lib/" + name) as r:
             assert r.status == 200
