@@ -136,16 +136,19 @@ class Devpi:
         self._client("upload", "--from-dir", str(folder))
 
     def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.terminate()
             try:
-                self._proc.wait(timeout=20)
+                proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
-            self._proc = None
+                proc.kill()
+                proc.wait()
         if self._copier is not None:
             self._copier.join()  # the output is at its end: the process is gone
             self._copier = None
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()  # the copier's end of the pipe: no ResourceWarning at exit
         if self._log is not None:
             self._log.close()
             self._log = None
