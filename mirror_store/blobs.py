@@ -3,7 +3,8 @@
 Layout under the store root::
 
     blobs/sha256/ab/cd/abcd…     visible blobs, fanned out by digest (2/2/rest)
-    tmp/                          in-progress writes (same filesystem, so rename is atomic)
+    tmp/                          in-progress writes (same filesystem, so rename is atomic),
+                                  each locked by its writer (``mirror_store.temps``)
     quarantine/sha256/…           blobs moved aside by fsck because their bytes no longer match
 
 Every method here blocks (file I/O, hashing, fsync): callers on an event loop run them in a
@@ -13,13 +14,14 @@ thread.  Paths are built only from validated digests, never from request input.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from . import temps
 from .digest import Digest, MultiHasher, is_digest, parse_digest
 
 
@@ -108,26 +110,33 @@ class _LocalWriter:
         if problems:
             self.abort()
             raise VerificationError(problems)
-        os.fsync(self.fh.fileno())
-        self.fh.close()
+        fd = self.fh.fileno()
+        os.fsync(fd)
+        if os.fstat(fd).st_nlink == 0:
+            raise FileNotFoundError(
+                errno.ENOENT, "temp file deleted while it was written", str(self._temp_path)
+            )
         digest = self.hasher.sha256()
         final = self.final_for(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
+        # The temp file's lock is held until it has left tmp/ (see mirror_store.temps).
         if final.exists():  # write-once: identical content is already there
             self._temp_path.unlink(missing_ok=True)
         else:
             os.replace(self._temp_path, final)
             _fsync_dir(final.parent)
         self._done = True
+        self.fh.close()
         return digest
 
     def abort(self) -> None:
         if self._done:
             return
         self._done = True
+        with contextlib.suppress(OSError):  # unlink while still holding the lock
+            self._temp_path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.fh.close()
-        self._temp_path.unlink(missing_ok=True)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -155,9 +164,9 @@ class LocalBlobStore:
 
     def writer(self, expected: dict[str, str], expected_size: int | None = None) -> BlobWriter:
         hasher = MultiHasher(dict(expected), expected_size)
-        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="blob-", suffix=".part")
+        fd, path = temps.create_locked(self._tmp)
         fh = os.fdopen(fd, "wb")
-        return _LocalWriter(self._final, hasher, fh, Path(name))
+        return _LocalWriter(self._final, hasher, fh, path)
 
     def blob_path(self, digest: Digest) -> Path:
         return self._final(digest)
@@ -188,10 +197,11 @@ class LocalBlobStore:
             if p.is_file() and is_digest(p.name):
                 yield Digest(p.name)
 
-    def clean_tmp(self) -> int:
-        """Remove partial writes left by a crash (call before serving starts)."""
-        n = 0
-        for p in self._tmp.glob("blob-*.part"):
-            p.unlink(missing_ok=True)
-            n += 1
-        return n
+    def temp_files(self) -> list[temps.TempFile]:
+        """Every temp file, each marked live (a writer holds it) or abandoned (crash debris)."""
+        return temps.scan(self._tmp)
+
+    def clean_tmp(self, min_age: float = 0.0) -> list[temps.TempFile]:
+        """Remove abandoned temp files (no live writer holds their lock) not modified within
+        *min_age* seconds; a live download's temp file is never touched.  Return them."""
+        return temps.remove_abandoned(self._tmp, min_age)

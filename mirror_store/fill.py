@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ParamSpec, Protocol, TypeVar
 
 import structlog
 
@@ -34,6 +34,8 @@ from .digest import Digest
 log = structlog.get_logger("airlock.store")
 WRITE_BATCH = 256 * 1024
 READ_CHUNK = 1024 * 1024
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 class UpstreamBody(Protocol):
@@ -60,6 +62,11 @@ class FillFailed(Exception):
         super().__init__(reason)
         self.reason = reason
         self.cause = cause
+
+
+class StorageFailed(FillFailed):
+    """The store could not take the bytes (disk full, temp file removed, I/O error): a fault
+    of this server's storage, not of the upstream's bytes and not a policy decision."""
 
 
 @dataclass(eq=False)
@@ -180,24 +187,24 @@ class Filler:
                     raise FillFailed(
                         f"upstream sent {body.size} bytes, the index promised {fill.expected_size}"
                     )
-                writer = await asyncio.to_thread(self._blobs.writer, expected, size)
+                writer = await _storing(self._blobs.writer, expected, size)
                 fill.size = size
                 fill.temp_path = writer.temp_path
-                fill._fd = os.open(writer.temp_path, os.O_RDONLY)
+                fill._fd = await _storing(os.open, writer.temp_path, os.O_RDONLY)
                 fill.started.set()
                 buf = bytearray()
                 async for chunk in body.chunks():
                     buf += chunk
                     if len(buf) >= WRITE_BATCH:
-                        await asyncio.to_thread(writer.write, bytes(buf))
+                        await _storing(writer.write, bytes(buf))
                         fill.written += len(buf)
                         buf.clear()
                         await fill._notify()
                 if buf:
-                    await asyncio.to_thread(writer.write, bytes(buf))
+                    await _storing(writer.write, bytes(buf))
                     fill.written += len(buf)
             try:
-                fill.digest = await asyncio.to_thread(writer.commit)
+                fill.digest = await _storing(writer.commit)
             except VerificationError as e:
                 raise FillFailed(f"verification failed: {e}") from e
             await on_commit(fill.digest)
@@ -239,6 +246,17 @@ class Filler:
         for t in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await t
+
+
+async def _storing(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """Run a store operation in a thread; its OSError becomes StorageFailed.  Kept apart from
+    the upstream's errors, which are OSErrors too (connection reset)."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except OSError as e:
+        text = e.strerror or str(e) or type(e).__name__
+        where = f" ({e.filename})" if e.filename else ""
+        raise StorageFailed(f"storage error: {text}{where}", cause=e) from e
 
 
 def _describe(e: BaseException) -> str:

@@ -1,4 +1,10 @@
-"""Store maintenance for the CLI: ``fsck`` (re-hash, quarantine) and ``gc`` (unreferenced blobs)."""
+"""Store maintenance for the CLI: ``fsck`` (re-hash, quarantine) and ``gc`` (unreferenced blobs).
+
+Both also look at ``tmp/``: a temp file no live process holds (``mirror_store.temps``) was
+left by a server that died mid-download; both report those with their sizes and ``gc``
+removes them.  Neither takes the store lock, so both run safely next to a live server: the
+temp files of its downloads in progress are locked and left alone.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from pathlib import Path
 from mirror_store.blobs import LocalBlobStore
 from mirror_store.digest import Digest
 from mirror_store.metadata import SqliteMetadata
+from mirror_store.temps import TempFile, is_old
 
 CHUNK = 1024 * 1024
 
@@ -23,7 +30,20 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def fsck(root: Path, *, dry_run: bool) -> int:
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 1024 * 1024 else f"{n} bytes, {n / (1024 * 1024):.1f} MiB"
+
+
+def _list(temps: list[TempFile], what: str, now: float) -> None:
+    for t in temps:
+        print(f"{what} tmp/{t.path.name} ({_size(t.size)}, modified {now - t.mtime:.0f} s ago)")
+
+
+def _temps_summary(temps: list[TempFile]) -> str:
+    return f"{len(temps)} abandoned temp files ({_size(sum(t.size for t in temps))})"
+
+
+def fsck(root: Path, *, dry_run: bool, verbose: bool = False) -> int:
     blobs = LocalBlobStore(root)
     meta = SqliteMetadata(root / "metadata.sqlite3")
     checked = bad = 0
@@ -46,16 +66,29 @@ def fsck(root: Path, *, dry_run: bool) -> int:
             print(f"QUARANTINED {digest}: {reason} -> {dest}")
     finally:
         asyncio.run(meta.close())
+    temps = blobs.temp_files()
+    abandoned = [t for t in temps if not t.live]
+    if verbose:
+        now = time.time()
+        _list(abandoned, "ABANDONED", now)
+        _list([t for t in temps if t.live], "IN PROGRESS", now)
+    leftovers = ""
+    if abandoned:
+        leftovers = f"; {_temps_summary(abandoned)} left by a stopped server (airlock store gc)"
     print(
-        f"fsck: {checked} blobs checked, {bad} bad" + (" (dry run)" if dry_run and bad else ""),
+        f"fsck: {checked} blobs checked, {bad} bad"
+        + (" (dry run)" if dry_run and bad else "")
+        + leftovers
+        + f"; {len(temps) - len(abandoned)} downloads in progress",
         file=sys.stderr,
     )
     return 1 if bad else 0
 
 
-def gc(root: Path, *, dry_run: bool, min_age: float = 3600.0) -> int:
+def gc(root: Path, *, dry_run: bool, min_age: float = 3600.0, verbose: bool = False) -> int:
     """Remove unreferenced blobs older than *min_age* seconds (younger ones may belong to a
-    download whose metadata record is being written right now)."""
+    download whose metadata record is being written right now), and abandoned temp files not
+    modified within *min_age*; a live download's temp file is never touched."""
     blobs = LocalBlobStore(root)
     meta = SqliteMetadata(root / "metadata.sqlite3")
     try:
@@ -79,10 +112,22 @@ def gc(root: Path, *, dry_run: bool, min_age: float = 3600.0) -> int:
         removed += 1
         freed += size
         print(f"{'would remove' if dry_run else 'removed'} {digest} ({size} bytes)")
-    temps = 0 if dry_run else blobs.clean_tmp()
+    now = time.time()
+    temps = blobs.temp_files()
+    live = sum(t.live for t in temps)
+    if dry_run:
+        gone = [t for t in temps if not t.live and is_old(t, min_age, now)]
+    else:
+        gone = blobs.clean_tmp(min_age)
+    young = sum(not t.live and not is_old(t, min_age, now) for t in temps)
+    if verbose:
+        _list(gone, "would remove" if dry_run else "removed", now)
     print(
         f"gc: {removed} unreferenced blobs, {freed} bytes"
-        f"{' (dry run)' if dry_run else ' freed'}; {temps} stale temp files removed",
+        f"{' (dry run)' if dry_run else ' freed'}; {_temps_summary(gone)}"
+        f"{' to remove (dry run)' if dry_run else ' removed'}"
+        f"{f', {young} younger than --min-age kept' if young else ''}"
+        f"; {live} downloads in progress left alone",
         file=sys.stderr,
     )
     return 0

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from mirror_store.blobs import BlobStore
 from mirror_store.digest import GIT_BLOB_SHA1, Digest
-from mirror_store.fill import Fill, Filler, FillFailed
+from mirror_store.fill import Fill, Filler, FillFailed, StorageFailed
 
 from ..errors import AirlockError, OfflineMiss, UpstreamInvalid
 from ..lru import SizedLru
@@ -150,6 +150,15 @@ class HfFiles:
             self._remember(meta, digest)
 
         def on_fail(e: FillFailed) -> None:
+            if isinstance(e, StorageFailed):  # this server's disk, not the hub's bytes
+                log.error(
+                    "storage_error",
+                    ecosystem="hf",
+                    repo=ctx.repo.key,
+                    path=meta.path,
+                    error=e.reason,
+                )
+                return
             log.warning(
                 "hf_fill_failed",
                 repo=ctx.repo.key,
@@ -174,6 +183,8 @@ def _fill_key(meta: FileMeta) -> str:
 
 
 def _fill_error(ctx: HfFileContext, e: FillFailed) -> AirlockError:
+    if isinstance(e, StorageFailed):
+        return AirlockError(f"{ctx.repo.key}/{ctx.meta.path}: {e.reason}")
     if isinstance(e.cause, AirlockError):
         return e.cause
     return UpstreamInvalid(f"{ctx.repo.key}/{ctx.meta.path}: {e.reason}")

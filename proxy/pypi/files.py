@@ -13,16 +13,17 @@ import asyncio
 import zipfile
 from pathlib import Path
 
+import structlog
 from aiohttp import web
 
 from mirror_store.blobs import BlobStore
 from mirror_store.digest import Digest, verifiable_hashes
-from mirror_store.fill import Fill, Filler, FillFailed
+from mirror_store.fill import Fill, Filler, FillFailed, StorageFailed
 from mirror_store.metadata import FileRecord, MetadataStore
 
 from ..decision import Client, Decision, Reason, Subject
 from ..egress.guard import EgressDenied
-from ..errors import NotFound, OfflineMiss, UpstreamInvalid, UpstreamUnavailable
+from ..errors import AirlockError, NotFound, OfflineMiss, UpstreamInvalid, UpstreamUnavailable
 from ..logging import log_decision
 from ..lru import SizedLru
 from ..serving import send_blob, send_fill
@@ -36,6 +37,7 @@ from .sources import ECOSYSTEM
 MAX_METADATA = 16 * 1024 * 1024
 MAX_PROVENANCE = 4 * 1024 * 1024
 OCTET = "application/octet-stream"
+log = structlog.get_logger("airlock.store")
 METADATA_TYPE = "text/plain; charset=utf-8"
 MEMORY_DIGESTS = 65536  # (project, file) -> digest of verified blobs kept in memory
 
@@ -132,6 +134,16 @@ class PypiFiles:
     def _verification_failed(self, subject: Subject, e: FillFailed) -> None:
         if isinstance(e.cause, EgressDenied):
             return  # the egress guard logged this refusal as its decision event
+        if isinstance(e, StorageFailed):  # this server's disk, not the upstream's bytes
+            log.error(
+                "storage_error",
+                ecosystem=subject.ecosystem,
+                project=subject.project,
+                upstream=subject.upstream,
+                file=subject.files[0].filename if subject.files else None,
+                error=e.reason,
+            )
+            return
         decision = Decision(allow=False, reasons=(Reason("verification", e.reason),))
         log_decision(subject, decision, outcome="deny")
 
@@ -171,6 +183,8 @@ class PypiFiles:
 
     @staticmethod
     def _fill_error(record_as: str, e: FillFailed) -> Exception:
+        if isinstance(e, StorageFailed):
+            return AirlockError(f"{record_as}: {e.reason}")
         if isinstance(e.cause, NotFound):
             return NotFound(f"{record_as}: {e.cause.message}")
         if isinstance(e.cause, EgressDenied):
