@@ -64,7 +64,8 @@ def test_clean_tmp_removes_partial_writes_only(tmp_path: Path) -> None:
     for name in ("blob-1.part", "blob-2.part"):  # what mkstemp names a writer's temp file
         (tmp_path / "tmp" / name).write_bytes(b"cut short")
     (tmp_path / "tmp" / "note.txt").write_text("not a partial blob")
-    assert store.clean_tmp() == 2
+    removed = store.clean_tmp()
+    assert sorted(t.path.name for t in removed) == ["blob-1.part", "blob-2.part"]
     assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == ["note.txt"]
     assert store.path(digest) is not None
 
