@@ -50,6 +50,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         settings = dataclasses.replace(settings, server=server)
     configure_logging(settings.log.format, settings.log.level)
+    from mirror_store.storelock import StoreInUse, lock_store
+
+    try:  # before anything opens or cleans the store
+        store_lock = lock_store(settings.store.path)
+    except StoreInUse as e:
+        print(f"airlock: {e}", file=sys.stderr)
+        return 1
     app = create_app(settings)
     app.on_startup.append(_tune_gc)
     try:
@@ -67,19 +74,21 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    finally:
+        store_lock.release()
     return 0
 
 
 def _fsck(args: argparse.Namespace, settings: Settings) -> int:
     from .store_admin import fsck
 
-    return fsck(settings.store.path, dry_run=args.dry_run)
+    return fsck(settings.store.path, dry_run=args.dry_run, verbose=args.verbose)
 
 
 def _gc(args: argparse.Namespace, settings: Settings) -> int:
     from .store_admin import gc
 
-    return gc(settings.store.path, dry_run=args.dry_run, min_age=args.min_age)
+    return gc(settings.store.path, dry_run=args.dry_run, min_age=args.min_age, verbose=args.verbose)
 
 
 def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -128,21 +137,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_arg(fsck)
     fsck.add_argument("--dry-run", action="store_true", help="report only; move nothing")
+    fsck.add_argument("-v", "--verbose", action="store_true", help="list the temp files")
     fsck.set_defaults(func=_fsck)
     gc = store_verbs.add_parser(
         "gc",
         help="remove blobs nothing refers to",
-        description="Remove blobs that no metadata record refers to, and stale temp files.",
+        description="Remove blobs that no metadata record refers to, and temp files a "
+        "stopped server left behind (a running download's are left alone).",
     )
     _config_arg(gc)
     gc.add_argument("--dry-run", action="store_true", help="report only; delete nothing")
+    gc.add_argument("-v", "--verbose", action="store_true", help="list the temp files")
     gc.add_argument(
         "--min-age",
         type=float,
         default=3600.0,
         metavar="SECONDS",
-        help="keep unreferenced blobs younger than this (default 3600: a download "
-        "may be recording its metadata right now)",
+        help="keep unreferenced blobs and temp files younger than this (default 3600: "
+        "a download may be recording its metadata right now)",
     )
     gc.set_defaults(func=_gc)
 
