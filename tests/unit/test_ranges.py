@@ -97,3 +97,8 @@ def test_a_resume_into_unverified_bytes_gets_the_whole_body() -> None:
     assert pick("bytes=100-199", tainted=600).range == ByteRange(100, 200)
     assert pick("bytes=-10", tainted=600).range == ByteRange(990, SIZE)
     assert pick("bytes=0-", tainted=600).range == ByteRange(0, SIZE, open_ended=True)
+
+
+def test_without_a_taint_record_every_continuation_is_a_range() -> None:
+    """The default is 'nothing unverified was ever sent': bytes=1- is a plain resume."""
+    assert choose_range("bytes=1-", None, SIZE, TAG).range == ByteRange(1, SIZE, open_ended=True)

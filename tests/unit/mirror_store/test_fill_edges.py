@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from mirror_store.blobs import LocalBlobStore
 from mirror_store.digest import Digest
@@ -112,3 +113,32 @@ async def test_aclose_cancels_a_running_fill_and_returns(tmp_path: Path) -> None
     assert filler.get("k") is None
     assert list(store.digests()) == []
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+class _BrokenLedger:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def record_taint(self, key: str, upto: int) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "said"), [(OSError("disk full"), "disk full"), (OSError(), "OSError")]
+)
+async def test_a_taint_the_ledger_cannot_keep_is_logged(
+    tmp_path: Path, error: Exception, said: str
+) -> None:
+    """The in-memory taint still guards this process; the operator learns it is not durable."""
+    gate = asyncio.Event()
+    gate.set()
+    filler = Filler(LocalBlobStore(tmp_path), _BrokenLedger(error))
+    with capture_logs() as logs:
+        done = _start(filler, _Body([b"x"], gate, size=1), 1, b"y")
+        with pytest.raises(FillFailed):
+            await done
+        await asyncio.gather(*filler._tasks)  # the ledger is written after the fill finished
+    assert filler.tainted_upto("content") == 1
+    assert logs == [
+        {"event": "taint_not_recorded", "key": "content", "error": said, "log_level": "error"}
+    ]
