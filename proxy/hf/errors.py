@@ -10,6 +10,13 @@ Hub-specific additions to the core error tree::
     NotFound
     └── HubNotFound      404  with the hub's code: RepoNotFound | RevisionNotFound | EntryNotFound
     HubRefused           401/403  the upstream refused (gated, private, bad token), code kept
+    UpstreamUnavailable
+    └── HubUnconfigured  503  no upstream hub configured, and not stored
+
+An upstream that fails is never a "not found": 502/503/504 with ``X-Error-Code``
+``UpstreamUnavailable`` (or ``UpstreamInvalid``, ``UpstreamNotConfigured``) and a message
+naming what to fix; the hub clients print it (unknown codes fall through to their generic
+HTTP error with the server's message).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import json
 
 from aiohttp import web
 
-from ..errors import AirlockError, Denied, NotFound
+from ..errors import AirlockError, Denied, NotFound, UpstreamInvalid, UpstreamUnavailable
 from .paths import PREFIX
 from .wire import header_safe
 
@@ -27,6 +34,9 @@ REVISION_NOT_FOUND = "RevisionNotFound"
 ENTRY_NOT_FOUND = "EntryNotFound"
 GATED = "GatedRepo"
 CODES = (REPO_NOT_FOUND, REVISION_NOT_FOUND, ENTRY_NOT_FOUND, GATED)
+UPSTREAM_UNAVAILABLE = "UpstreamUnavailable"
+UPSTREAM_INVALID = "UpstreamInvalid"
+UPSTREAM_NOT_CONFIGURED = "UpstreamNotConfigured"
 
 
 class HubNotFound(NotFound):
@@ -46,12 +56,23 @@ class HubRefused(AirlockError):
         self.code = code
 
 
+class HubUnconfigured(UpstreamUnavailable):
+    """No upstream hub is configured (and the answer is not stored): the admin must set one."""
+
+    status, title = 503, "No upstream hub"
+    code = UPSTREAM_NOT_CONFIGURED
+
+
 def _code_for(request: web.Request, err: AirlockError) -> str | None:
     if isinstance(err, Denied):
         return GATED
     code = getattr(err, "code", None)
     if isinstance(code, str):
         return code
+    if isinstance(err, UpstreamUnavailable):
+        return UPSTREAM_UNAVAILABLE
+    if isinstance(err, UpstreamInvalid):
+        return UPSTREAM_INVALID
     if isinstance(err, NotFound):
         return ENTRY_NOT_FOUND if "/resolve/" in request.rel_url.raw_path else REPO_NOT_FOUND
     return None

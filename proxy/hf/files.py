@@ -21,7 +21,7 @@ from mirror_store.blobs import BlobStore
 from mirror_store.digest import GIT_BLOB_SHA1, Digest
 from mirror_store.fill import Fill, Filler, FillFailed, StorageFailed
 
-from ..errors import AirlockError, OfflineMiss, UpstreamInvalid
+from ..errors import AirlockError, UpstreamInvalid
 from ..lru import SizedLru
 from ..serving import send_blob, send_fill
 from ..trust.attest_served import OnServed, notify_served
@@ -106,9 +106,7 @@ class HfFiles:
                 notify_served(request, resp, on_served, digest)
                 return resp
         if self._source.offline:
-            raise OfflineMiss(
-                f"{ctx.repo.key}/{ctx.meta.path} is not in the mirror and offline mode is on"
-            )
+            raise self._source.offline_miss(f"{ctx.repo.key}/{ctx.meta.path}")
         fill = self._start(ctx)
         hint = ctx.meta.sha256 if ctx.meta.lfs else None
         try:

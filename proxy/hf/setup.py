@@ -80,7 +80,11 @@ async def _hf_lifecycle(app: web.Application) -> AsyncIterator[None]:
         session = guarded_session(guard, app[METRICS].traces("hf") if METRICS in app else None)
         client = HubClient(session, upstream, hf.timeout)
     elif not upstream:
-        log.warning("hf_no_upstream", hint="set hf.upstream or install huggingface_hub")
+        log.warning(
+            "hf_no_upstream",
+            hint="/hf answers 503 for anything not stored: set hf.upstream, or install "
+            "huggingface_hub (a dependency of airlock) for its default endpoint",
+        )
     source = HubSource(client, tables, ttl=hf.ttl, offline=hf.offline)
     engine = app[ENGINE]
     policy = HfPolicy(engine, IdentityStore(tables), monitor=settings.policy.mode == "monitor")

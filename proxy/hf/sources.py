@@ -21,8 +21,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 
-from ..errors import OfflineMiss, UpstreamInvalid, UpstreamUnavailable
+from ..errors import AirlockError, OfflineMiss, UpstreamInvalid, UpstreamUnavailable
 from ..lru import SizedLru
+from .errors import HubUnconfigured
 from .hub_client import HubBody, HubClient, HubResponse
 from .model import FileMeta, RepoInfo, RepoRef, is_commit
 from .stored import HfTables
@@ -72,7 +73,8 @@ class HubSource:
         self._inflight: dict[tuple[str, ...], asyncio.Future[RepoInfo]] = {}
         self._access: OrderedDict[tuple[str, ...], float] = OrderedDict()
         self.no_upstream_reason = (
-            "no upstream hub is configured (set hf.upstream)"
+            "no upstream hub is configured: set hf.upstream (AIRLOCK_HF__UPSTREAM), or install "
+            "huggingface_hub, whose default endpoint airlock uses when hf.upstream is empty"
             if client is None and not offline
             else ""
         )
@@ -87,12 +89,16 @@ class HubSource:
 
     def _upstream(self) -> HubClient:
         if self._client is None:
-            raise UpstreamUnavailable(self.no_upstream_reason or "offline mode is on")
+            if self.no_upstream_reason:
+                raise HubUnconfigured(self.no_upstream_reason)
+            raise UpstreamUnavailable("offline mode is on")
         return self._client
 
-    def _offline_miss(self, what: str) -> OfflineMiss:
+    def offline_miss(self, what: str) -> AirlockError:
+        """What to raise for *what* when it is not stored and the hub cannot be asked: a 503
+        naming the missing setting when no hub is configured, else offline mode's 404."""
         if self.no_upstream_reason:
-            return OfflineMiss(f"{what} is not in the mirror and {self.no_upstream_reason}")
+            return HubUnconfigured(f"{what} is not in the mirror and {self.no_upstream_reason}")
         return OfflineMiss(f"{what} is not in the mirror and offline mode is on")
 
     # ---- repo info ---------------------------------------------------------------------------
@@ -138,7 +144,7 @@ class HubSource:
         if found is not None and (self._offline or (now - found[1] < self._ttl and not fresh)):
             return found[0]
         if self._offline:
-            raise self._offline_miss(f"repo info of {ref.key}")
+            raise self.offline_miss(f"repo info of {ref.key}")
         flight = (ref.repo_type, ref.repo_id, rev, query, auth.scope)
         fut = self._inflight.get(flight)
         if fut is not None:  # a fetch already under way is as fresh as a new one
@@ -219,7 +225,7 @@ class HubSource:
         ):
             return meta
         if self._offline:
-            raise self._offline_miss(f"{ref.key}/{path} at {commit[:12]}")
+            raise self.offline_miss(f"{ref.key}/{path} at {commit[:12]}")
         fetched = await self._upstream().head_file(ref, commit, path, auth.header)
         if restricted:
             self._access[access_key] = now
@@ -244,7 +250,7 @@ class HubSource:
         if doc is not None:
             return Page(doc.body, doc.link)
         if self._offline:
-            raise self._offline_miss(f"listing of {ref.key} at {commit[:12]}")
+            raise self.offline_miss(f"listing of {ref.key} at {commit[:12]}")
         client = self._upstream()
         resp = await fetch(client)
         try:
