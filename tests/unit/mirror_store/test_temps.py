@@ -129,7 +129,7 @@ def test_a_writer_gives_up_a_name_a_cleaner_has_locked(
             taken.append((cleaner, name))
         return int(fd), str(name)
 
-    monkeypatch.setattr(temps.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)  # as mirror_store.temps calls it
     fd, path = temps.create_locked(tmp_path / "tmp")
     cleaner, first = taken[0]
     try:
