@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import structlog
 from aiohttp import web
 
 from mirror_store.blobs import LocalBlobStore
@@ -17,22 +16,30 @@ from mirror_store.metadata import SqliteMetadata
 
 from .admin.guard import login_guard_middleware
 from .admin.setup import observer, setup_admin
-from .appkeys import BLOBS, CLOCK, ENGINE, FILLER, IDENTITY, META, POLICY, SETTINGS
+from .appkeys import (
+    BLOBS,
+    CLOCK,
+    ENGINE,
+    FILLER,
+    IDENTITY,
+    META,
+    POLICY,
+    SETTINGS,
+    START_SUMMARY,
+)
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import error_middleware
 from .health import setup_health
 from .hf.setup import setup_hf
 from .identity import IdentityRegistry, identity_middleware
 from .logging import request_context_middleware
+from .metrics_collectors import circuit_observer
 from .policy.factory import create_engine
 from .policy.manager import PolicyManager
 from .pypi import routes as pypi_routes
 from .pypi.setup import build_pypi, pypi_upstreams
 from .settings import Settings
 from .trust.attest_routes import setup_attestations
-
-log = structlog.get_logger("airlock")
-
 
 def create_app(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> web.Application:
     """The proxy for *settings*; *clock* is the time policy decisions read (tests advance it)."""
@@ -70,7 +77,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     snapshot, engine = await create_engine(settings.policy, kinds, now_ns=app[CLOCK].now_ns)
     manager = PolicyManager(settings.policy.path, engine, settings.policy.reload_interval)
     pypi = await build_pypi(
-        settings, meta, blobs, filler, engine, snapshot, manager, observer(app), app[CLOCK]
+        settings,
+        meta,
+        blobs,
+        filler,
+        engine,
+        snapshot,
+        manager,
+        observer(app),
+        app[CLOCK],
+        circuit_observer(app),
     )
     app[BLOBS] = blobs
     app[META] = meta
@@ -81,8 +97,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[pypi_routes.POLICY_INDEX] = pypi.policy
     app[pypi_routes.FILES] = pypi.files
     manager.start()
-    log.info(
-        "airlock_started",
+    app[START_SUMMARY] = dict(  # logged as airlock_started once the socket listens (serve.py)
         store=str(root),
         policy_revision=engine.revision[:12],
         policy_engine=engine.name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -36,3 +36,6 @@ ATTESTOR: web.AppKey[Attestor] = web.AppKey("attestor")  # the signing key and e
 
 # The identity registry the middleware consults (config clients plus API-made ones).
 IDENTITY: web.AppKey[IdentityRegistry] = web.AppKey("identity")
+# What the app's start found (store, policy revision and engine, upstreams): logged as
+# ``airlock_started`` by ``proxy.serve`` once the socket listens.
+START_SUMMARY: web.AppKey[dict[str, Any]] = web.AppKey("start_summary")

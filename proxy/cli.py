@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import inspect
+import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,20 +36,11 @@ async def _tune_gc(_app: object) -> None:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from aiohttp import web
-
     from .app import create_app
     from .logging import configure_logging
     from .policy.snapshot import PolicyError
+    from .serve import serve
 
-    server = settings.server
-    if args.host or args.port is not None:
-        server = dataclasses.replace(
-            server,
-            host=args.host or server.host,
-            port=server.port if args.port is None else args.port,
-        )
-        settings = dataclasses.replace(settings, server=server)
     configure_logging(settings.log.format, settings.log.level)
     from mirror_store.storelock import StoreInUse, lock_store
 
@@ -60,23 +52,27 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings)
     app.on_startup.append(_tune_gc)
     try:
-        web.run_app(
-            app,
-            host=server.host,
-            port=server.port,
-            print=lambda s: print(s, file=sys.stderr),
-            access_log=None,
-            shutdown_timeout=5.0,
-        )
+        return asyncio.run(serve(app, settings.server.host, settings.server.port))
     except PolicyError as e:
         print(
             f"airlock: cannot start: the policy in {settings.policy.path} is invalid:\n  {e}",
             file=sys.stderr,
         )
         return 2
+    except KeyboardInterrupt:
+        return 130
     finally:
         store_lock.release()
-    return 0
+
+
+def _serve_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """--host/--port as settings variables: validated exactly like the config file's values."""
+    env = {}
+    if args.host is not None:
+        env["AIRLOCK_SERVER__HOST"] = json.dumps(args.host)  # a TOML string, whatever it holds
+    if args.port is not None:
+        env["AIRLOCK_SERVER__PORT"] = args.port  # an integer if it parses as one
+    return env
 
 
 def _fsck(args: argparse.Namespace, settings: Settings) -> int:
@@ -119,8 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_arg(serve)
     serve.add_argument("--host", default=None, help="listen address (overrides server.host)")
-    serve.add_argument("--port", type=int, default=None, help="listen port (overrides server.port)")
-    serve.set_defaults(func=_serve)
+    serve.add_argument(
+        "--port", default=None, help="listen port (overrides server.port; 0 = any free port)"
+    )
+    serve.set_defaults(func=_serve, overrides=_serve_overrides)
 
     store = verbs.add_parser(
         "store",
@@ -201,8 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Verbs from sub-packages may take only the arguments (they need no settings).
     if len(inspect.signature(func).parameters) == 1:
         return int(func(args))
+    overrides = getattr(args, "overrides", None)
+    env = {**os.environ, **overrides(args)} if overrides is not None else None
     try:
-        settings = load_settings(getattr(args, "config", None))
+        settings = load_settings(getattr(args, "config", None), env)
     except SettingsError as e:
         print(f"airlock: {e}", file=sys.stderr)
         return 2

@@ -45,6 +45,10 @@ class IdentityRegistry:
         for digest in [d for d, c in self._by_digest.items() if c.id == client_id]:
             del self._by_digest[digest]
 
+    def has_admin(self) -> bool:
+        """True when some client may use the admin page and API (the "admin" scope)."""
+        return any("admin" in c.scopes for c in self._by_digest.values())
+
     def __len__(self) -> int:
         return len(self._by_digest)
 

@@ -1,7 +1,10 @@
 """structlog set-up and the two events every request produces: ``access`` and ``decision``.
 
 Configured once, at the edge (``__main__``/CLI).  JSON lines in production, a readable
-console in development; ``request_id`` is bound per request through contextvars.
+console in development; ``request_id`` is bound per request through contextvars.  The standard
+library's loggers (aiohttp's, asyncio's, warnings) go through the same renderer, so a JSON log
+is JSON on every line; aiohttp's report of a request its parser refused is dropped there,
+because the access event of that request (``proxy.serve``) says it in one line.
 
 Decision sinks: an app registers callables (``add_decision_sink``) that receive every
 ``decision`` event as a dict (metrics, the admin API's records).  ``log_decision`` has no app
@@ -22,11 +25,16 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .decision import Decision, Subject
 
 decisions_log = structlog.get_logger("airlock.decision")
 access_log = structlog.get_logger("airlock.access")
+
+# Set on a request by the request middleware once its access event is written; the runner's
+# access logger (proxy.serve) writes one for every response without it (malformed requests).
+ACCESS_LOGGED: web.RequestKey[bool] = web.RequestKey("airlock_access_logged", bool)
 
 DecisionSink = Callable[[Mapping[str, Any]], None]
 DECISION_SINKS: web.AppKey[list[DecisionSink]] = web.AppKey("decision_sinks")
@@ -40,12 +48,46 @@ def add_decision_sink(app: web.Application, sink: DecisionSink) -> None:
     app[DECISION_SINKS].append(sink)
 
 
+class _ParserErrors(logging.Filter):
+    """Drops aiohttp's traceback for a request its parser refused (the access event has it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, HttpProcessingError)
+
+
+def _route_stdlib(renderer: Any, level: int) -> None:
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    handler.addFilter(_ParserErrors())
+    handler.set_name("airlock")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "airlock"]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(True)  # warnings.warn output is a log record too
+
+
 def configure_logging(fmt: str = "console", level: str = "info") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    _route_stdlib(renderer, getattr(logging, level.upper(), logging.INFO))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -118,6 +160,7 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
         status = e.status
         raise
     finally:
+        request[ACCESS_LOGGED] = True
         access_log.info(
             "access",
             method=request.method,

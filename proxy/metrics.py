@@ -71,6 +71,19 @@ class Metrics:
             ["upstream", "status"],
             registry=r,
         )
+        self.circuit_open = Gauge(
+            "airlock_upstream_circuit_open",
+            "1 while an upstream's circuit breaker is open (stored content answered without "
+            "asking it), else 0.",
+            ["upstream"],
+            registry=r,
+        )
+        self.circuit_opened = Counter(
+            "airlock_upstream_circuit_opened",
+            "Times an upstream's circuit breaker opened (a failed probe re-opens it).",
+            ["upstream"],
+            registry=r,
+        )
         self.scan_verdicts = Counter(
             "airlock_scan_verdicts",
             "Model-scanner verdicts by verdict.",
@@ -116,6 +129,12 @@ class Metrics:
         """An ``UpstreamObserver``."""
         self.upstream_seconds.labels(name).observe(max(0.0, seconds))
         self.upstream_requests.labels(name, str(status)).inc()
+
+    def circuit(self, upstream: str, state: str) -> None:
+        """A ``CircuitObserver``: *state* is "open" or "closed"."""
+        self.circuit_open.labels(upstream).set(1 if state == "open" else 0)
+        if state == "open":
+            self.circuit_opened.labels(upstream).inc()
 
     def scan_verdict(self, verdict: str) -> None:
         """Called by the scanner wiring once per scanned artifact ("clean", "findings", ...)."""

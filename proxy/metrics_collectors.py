@@ -30,6 +30,7 @@ from .admin.auth import require_admin
 from .appkeys import BLOBS, FILLER, METRICS, POLICY
 from .logging import add_decision_sink
 from .metrics import Metrics, UpstreamObserver
+from .upstream_limits import CircuitObserver
 
 STORE_MAX_AGE = 30.0  # seconds a store walk is reused for scrapes
 
@@ -138,6 +139,12 @@ def upstream_observer(app: web.Application) -> UpstreamObserver | None:
     """The app's upstream-latency observer for ``UpstreamClient`` (None without metrics)."""
     metrics = app.get(METRICS)
     return metrics.upstream if metrics is not None else None
+
+
+def circuit_observer(app: web.Application) -> CircuitObserver | None:
+    """The app's circuit-breaker observer for the upstream clients (None without metrics)."""
+    metrics = app.get(METRICS)
+    return metrics.circuit if metrics is not None else None
 
 
 def route_label(request: web.Request) -> str:

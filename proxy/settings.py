@@ -24,6 +24,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .egress.origins import parse_allow_entry
+from .upstream_limits import UpstreamLimits, check_limits
 
 ENV_PREFIX = "AIRLOCK_"
 CONFIG_ENV = "AIRLOCK_CONFIG"
@@ -57,7 +58,8 @@ class UpstreamSettings:
     name: str
     url: str
     kind: Literal["public", "internal"] = "public"
-    timeout: float = 60.0  # seconds without progress before a transfer counts as failed
+    timeout: float = 30.0  # read gap: seconds without progress before a transfer fails
+    limits: UpstreamLimits = field(default_factory=UpstreamLimits)  # deadlines, breaker
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +78,14 @@ class PypiSettings:
 
 @dataclass(frozen=True, slots=True)
 class HfSettings:
-    # Base URL of the upstream hub; empty means the endpoint huggingface_hub itself defaults
-    # to (read from the installed client at start, so no hub host is written here).
+    # Upstream hub; "" = huggingface_hub's own default, read at start (no hub host written here)
     upstream: str = ""
     token: str = ""  # server-side hub token; when set it replaces every client's token
     forward_client_token: bool = True  # send the client's token to the configured hub only
     ttl: float = 600.0  # seconds before repo info / revision -> commit is revalidated upstream
     offline: bool = False  # serve only what is stored, never contact the hub
-    timeout: float = 60.0  # seconds without progress before a transfer counts as failed
+    timeout: float = 30.0  # read gap: seconds without progress before a transfer fails
+    limits: UpstreamLimits = field(default_factory=UpstreamLimits)  # deadlines, breaker
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,8 +291,7 @@ def _check_semantics(s: Settings, problems: list[str]) -> None:
             problems.append(f"pypi.upstreams[{i}].name: use letters, digits, '-' or '_'")
         if names.count(u.name) > 1:
             problems.append(f"pypi.upstreams[{i}].name: {u.name!r} is used twice")
-        if u.timeout <= 0:
-            problems.append(f"pypi.upstreams[{i}].timeout: must be > 0")
+        check_limits(f"pypi.upstreams[{i}]", u.timeout, u.limits, problems)
     if s.pypi.page_ttl < 0:
         problems.append("pypi.page_ttl: must be >= 0")
     if s.policy.decision_ttl < 0:
@@ -301,8 +302,7 @@ def _check_semantics(s: Settings, problems: list[str]) -> None:
         problems.append(f"hf.upstream: expected an http(s) URL, got {s.hf.upstream!r}")
     if s.hf.ttl < 0:
         problems.append("hf.ttl: must be >= 0")
-    if s.hf.timeout <= 0:
-        problems.append("hf.timeout: must be > 0")
+    check_limits("hf", s.hf.timeout, s.hf.limits, problems)
     if any(c.isspace() for c in s.hf.token):
         problems.append("hf.token: must not contain whitespace")
     if s.policy.timeout <= 0:

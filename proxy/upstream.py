@@ -6,6 +6,10 @@ failure into the domain errors of ``errors.py`` (``raise … from e``), keeping 
 exist" (NotFound) apart from "could not ask" (UpstreamUnavailable).  An optional ``observe``
 callable gets (upstream name, seconds until the status was known, status or 0) per request.
 
+Deadlines and a circuit breaker per upstream (``upstream_limits``): connecting, the response
+headers and every gap between reads are bounded, and after repeated failures the upstream is
+not asked for a cool-off (``CircuitOpen``, at once), so callers answer from the store.
+
 Redirects are followed here (``egress.redirects``: capped, loop-free), so the guarded connector
 checks every hop.  Messages for clients name the upstream by its configured name and say what
 kind of failure it was; the URL (without its password) and the raw error go to the server log
@@ -27,6 +31,11 @@ import structlog
 from .egress.guard import EgressDenied, EgressRefused, redact
 from .egress.redirects import REDIRECT_STATUSES, RedirectChain, guard_of
 from .errors import NotFound, UpstreamInvalid, UpstreamUnavailable
+from .upstream_limits import (
+    CircuitBreaker,
+    UpstreamLimits,
+    client_timeout,
+)
 
 log = structlog.get_logger("airlock.upstream")
 
@@ -98,11 +107,15 @@ class UpstreamClient:
         name: str,
         timeout: float,
         observe: Callable[[str, float, int], None] | None = None,
+        limits: UpstreamLimits | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._session = session
         self.name = name
-        self._timeout = timeout
+        self._timeout = timeout  # the read gap
         self._observe = observe
+        self._limits = limits or UpstreamLimits()
+        self.breaker = breaker or CircuitBreaker(name, self._limits)
 
     def _observed(self, start: float, status: int) -> None:
         if self._observe is not None:
@@ -120,24 +133,42 @@ class UpstreamClient:
         log.warning("upstream_failed", upstream=self.name, url=redact(url), status=status)
         return UpstreamUnavailable(f"upstream {self.name} answered {status}")
 
+    def _judge(self, status: int) -> None:
+        """An answer's status on the circuit breaker: a 5xx (or 429) counts as a failure."""
+        if status >= 500 or status == 429:
+            self.breaker.failure(f"answered {status}")
+        else:
+            self.breaker.success()
+
+    def _failed(self, e: BaseException, url: str, probe: bool) -> Exception:
+        """No answer: translated for clients, and counted as a failure (unless refused)."""
+        error = self._translate(e, url)
+        if isinstance(error, EgressDenied):  # refused before asking: says nothing of health
+            self.breaker.abandoned(probe)
+        else:
+            self.breaker.failure(describe(e))
+        return error
+
     @asynccontextmanager
     async def _get(
         self,
         url: str,
         headers: Mapping[str, str],
-        timeout: aiohttp.ClientTimeout,
         auto_decompress: bool = True,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """GET with redirects followed here, each hop a new (guarded) connection."""
+        """GET with redirects followed here, each hop a new (guarded) connection, each within
+        the connect and first-byte deadlines (the read gap bounds the body)."""
         chain = RedirectChain(url, guard_of(self._session))
+        timeout = client_timeout(self._limits, self._timeout)
         while True:
-            resp = await self._session.get(
-                url,
-                headers=headers,
-                timeout=timeout,
-                auto_decompress=auto_decompress,
-                allow_redirects=False,
-            )
+            async with asyncio.timeout(self._limits.first_byte):
+                resp = await self._session.get(
+                    url,
+                    headers=headers,
+                    timeout=timeout,
+                    auto_decompress=auto_decompress,
+                    allow_redirects=False,
+                )
             location = resp.headers.get("Location")
             if resp.status not in REDIRECT_STATUSES or not location:
                 break
@@ -168,28 +199,32 @@ class UpstreamClient:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self._timeout, sock_read=self._timeout
-        )
+        probe = self.breaker.admit()  # raises CircuitOpen: not asked
         start, observed = time.perf_counter(), False
         try:
-            async with self._get(url, headers, timeout) as resp:
+            async with self._get(url, headers) as resp:
                 observed = True
                 self._observed(start, resp.status)
                 if resp.status in (404, 410):
+                    self.breaker.success()
                     raise NotFound(f"not found on upstream {self.name}")
                 if resp.status == 304:
+                    self.breaker.success()
                     return PageResponse(304, b"", "", etag, last_modified, str(resp.url))
                 if resp.status != 200:
+                    self._judge(resp.status)
                     raise self._status(resp.status, str(resp.url))
                 too_large = f"upstream {self.name} sent a page larger than {MAX_PAGE_BYTES} bytes"
                 if (resp.content_length or 0) > MAX_PAGE_BYTES:
+                    self.breaker.success()
                     raise UpstreamInvalid(too_large)
                 body = bytearray()
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     body += chunk
                     if len(body) > MAX_PAGE_BYTES:
+                        self.breaker.success()
                         raise UpstreamInvalid(too_large)
+                self.breaker.success()
                 return PageResponse(
                     200,
                     bytes(body),
@@ -201,7 +236,10 @@ class UpstreamClient:
         except (aiohttp.ClientError, TimeoutError) as e:
             if not observed:
                 self._observed(start, 0)
-            raise self._translate(e, url) from e
+            raise self._failed(e, url, probe) from e
+        except BaseException:
+            self.breaker.abandoned(probe)  # cancelled: the probe slot is free again
+            raise
 
     @asynccontextmanager
     async def open_file(
@@ -209,14 +247,13 @@ class UpstreamClient:
     ) -> AsyncIterator[StreamBody]:
         """Stream a file.  Same errors as get_page; redirects are followed here, not by clients."""
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(extra_headers or {})}
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self._timeout, sock_read=self._timeout
-        )
+        probe = self.breaker.admit()  # raises CircuitOpen: not asked
         start, observed = time.perf_counter(), False
         try:
-            async with self._get(url, headers, timeout, auto_decompress=False) as resp:
+            async with self._get(url, headers, auto_decompress=False) as resp:
                 observed = True
                 self._observed(start, resp.status)
+                self._judge(resp.status)  # the headers came: the body is the fill's business
                 if resp.status in (404, 410):
                     raise NotFound(f"not found on upstream {self.name}")
                 if resp.status != 200:
@@ -225,4 +262,9 @@ class UpstreamClient:
         except (aiohttp.ClientError, TimeoutError) as e:
             if not observed:
                 self._observed(start, 0)
+                raise self._failed(e, url, probe) from e
             raise self._translate(e, url) from e
+        except BaseException:
+            if not observed:
+                self.breaker.abandoned(probe)
+            raise

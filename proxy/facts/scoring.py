@@ -47,7 +47,7 @@ WEIGHTS: dict[str, float] = {
     "affix-version": 0.45,  # python-openid for python3-openid
     "affix-swap": 0.75,  # python-mongo for pymongo, pythonkafka for kafka-python
     "affix-drop": 0.4,  # serial for pyserial: common for legitimate projects
-    "version-add": 0.62,  # requests2, telethon2
+    "version-add": 0.7,  # requests2, telethon2: new projects only (below deny_score)
     "version-change": 0.62,  # httplib3 for httplib2
     "version-drop": 0.4,  # pyasn for pyasn1
     "digit-sub": 0.45,  # a digit replaced by another one inside the name (cu11/cu12)
@@ -57,6 +57,8 @@ WEIGHTS: dict[str, float] = {
     "affix-typo": 0.65,  # python-reqeusts: a py/python affix on a one-edit typo
     "vendor-affix": 0.65,  # requests-ai, openai-requests
     "dropped-vowels": 0.65,  # rqests
+    "plural": 0.7,  # copiers, keras-application: the whole name's plural or singular
+    "distance-2-any": 0.62,  # two edits from a top-3,000 name of 7+ characters: below warn
 }
 METHOD_OF: dict[str, str] = {
     "visual-sub": "homoglyph",
@@ -78,6 +80,8 @@ METHOD_OF: dict[str, str] = {
     "affix-typo": "affix",
     "vendor-affix": "affix",
     "dropped-vowels": "edit-distance",
+    "plural": "edit-distance",
+    "distance-2-any": "edit-distance",
 } | {
     m: m
     for m in (
@@ -183,7 +187,7 @@ def edit_score(edit: Edit, target: str, *, protected: bool = False) -> float:
         start = target.rfind("-", 0, edit.pos) + 1
         end = target.find("-", edit.pos)
         word = target[start : end if end >= 0 else len(target)]
-        length = max(edit_length_factor(len(word)), 0.5 * whole)
+        length = max(edit_length_factor(len(word)), 0.6 * whole)
     else:
         length = whole
     edge = 1.0
@@ -220,6 +224,7 @@ _PHRASES: dict[str, str] = {
     "version-drop": "a version suffix dropped from",
     "digit-sub": "1 digit changed in",
     "distance-2": "2 edits from",
+    "distance-2-any": "2 edits from",
     "extension-2": "2 characters added or cut at one end of",
     "plural": "the plural or singular of",
     "vendor-affix": "a vendor or AI affix added to",

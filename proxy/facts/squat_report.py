@@ -4,16 +4,24 @@ Every figure counts DENIALS by the ``typosquat`` rule only (warnings let install
 through the production decision path (:mod:`proxy.facts.policy_eval`): the shipped corpus,
 the shipped policy folder, the facts the proxy computes, the Rego policy.
 
+Every set is split in two by a hash of its key (:func:`squatsets.split_of`): *dev*, which
+weights and thresholds may be tuned on, and *held-out*, which they must not be.  Synthetic
+squats and real ones are split by their TARGET (no target is on both sides), legitimate
+projects by their name.
+
 Rows: synthetic squats per family and real historical squats (``tests/data/known_squats.txt``),
 each *as published* (one release, first upload 29 days ago) and *name only* (an old page);
 false blocks on legitimate unpopular projects with their catalogue history (random ones, and
-ones within two edits of a popular name, ``tests/data/typosquat/``); the corpus itself.
+ones within two edits of a popular name, ``tests/data/typosquat/``), without the defensive
+registrations listed in ``defensive.tsv``; the corpus itself; how many legitimate projects
+would be held back had they just been published; and two name-only baselines.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,33 +30,42 @@ from packaging.utils import canonicalize_name
 from ..pypi.facts import REPORT_FLOOR
 from .corpus import load_corpus
 from .evaluate import DEFAULT_CORPUS, DEFAULT_SQUATS, ROOT, read_known_squats
-from .policy_eval import AS_PUBLISHED, NAME_ONLY, PolicyJudge, legit_history
-from .squatsets import read_legit, synthetic
+from .policy_eval import AS_PUBLISHED, NAME_ONLY, History, PolicyJudge, legit_history
+from .squat_baselines import guarddog_style, warehouse_style
+from .squatsets import SPLITS, read_defensive, read_legit, split_of, synthetic
 from .typosquat import TyposquatDetector
 
 DEFAULT_POLICIES = ROOT / "policies"
 LEGIT = ROOT / "tests" / "data" / "typosquat"
+Cell = tuple[int, int]  # (denied, total)
 
 
 @dataclass(slots=True)
 class Row:
     label: str
-    denied: int
-    total: int
+    cells: dict[str, Cell]  # "<scenario> <split>" -> (denied, total)
     examples: list[str] = field(default_factory=list)
 
-    @property
-    def rate(self) -> float:
-        return self.denied / self.total if self.total else 0.0
-
-    def line(self) -> str:
-        return f"  {self.label:<44} {self.denied:5d} / {self.total:<5d} {self.rate:7.1%}"
+    def rate(self, key: str) -> float:
+        n, total = self.cells.get(key, (0, 0))
+        return n / total if total else 0.0
 
 
 @dataclass(slots=True)
 class Report:
-    squats: list[tuple[Row, Row]]  # (as published, name only) per family, then real squats
-    false_blocks: list[Row]
+    squats: list[Row]  # keys "published dev", "published held-out", "name dev", ...
+    false_blocks: list[Row]  # keys "dev", "held-out"
+    baselines: list[Row]  # keys "<baseline> <split>"
+
+
+def _cell(names: Iterable[str], hit: Callable[[str], bool]) -> Cell:
+    got = [hit(n) for n in names]
+    return sum(got), len(got)
+
+
+async def _rate(judge: PolicyJudge, names: list[str], history: History) -> tuple[Cell, list[str]]:
+    n, total, hits = await judge.rate(names, history)
+    return (n, total), hits
 
 
 async def evaluate(
@@ -62,55 +79,92 @@ async def evaluate(
     ranks, _ = load_corpus(corpus)
     detector = TyposquatDetector(ranks, report_threshold=REPORT_FLOOR)
     judge = PolicyJudge(detector, policies)
+    sets: list[tuple[str, list[tuple[str, str]]]] = list(
+        synthetic(ranks, per_family=per_family).items()
+    )
+    real: list[tuple[str, str]] = [
+        (canonicalize_name(p.squat), canonicalize_name(p.target))
+        for p in read_known_squats(squats)
+        if canonicalize_name(p.target) in ranks
+    ]
+    sets.append(("real historical squats", real))
+    bases = {"warehouse-style": warehouse_style(ranks), "GuardDog-style": guarddog_style(ranks)}
+    rows, baselines = [], []
     try:
-        pairs: list[tuple[str, list[str]]] = [
-            (family, [s for s, _ in made])
-            for family, made in synthetic(ranks, per_family=per_family).items()
-        ]
-        real: list[str] = [
-            canonicalize_name(p.squat)
-            for p in read_known_squats(squats)
-            if canonicalize_name(p.target) in ranks
-        ]
-        pairs.append(("real historical squats", real))
-        rows = []
-        for label, names in pairs:
-            both = []
-            for history in (AS_PUBLISHED, NAME_ONLY):
-                n, total, hits = await judge.rate(names, history)
-                both.append(Row(label, n, total, hits[:5]))
-            rows.append((both[0], both[1]))
+        for label, pairs in sets:
+            row = Row(label, {})
+            base_row = Row(label, {})
+            for split in SPLITS:
+                names = [s for s, t in pairs if split_of(t) == split]
+                for scenario, history in (("published", AS_PUBLISHED), ("name", NAME_ONLY)):
+                    row.cells[f"{scenario} {split}"], hits = await _rate(judge, names, history)
+                    row.examples += hits[:3]
+                for base, check in bases.items():
+                    base_row.cells[f"{base} {split}"] = _cell(names, check)
+            rows.append(row)
+            baselines.append(base_row)
         false_blocks = []
+        defensive = read_defensive(legit / "defensive.tsv")
         for path, label in (
             (legit / "legit_random.tsv", "random unpopular projects"),
             (legit / "legit_near.tsv", "unpopular, within 2 edits of a popular name"),
         ):
-            blocked, total = [], 0
-            for project in read_legit(path):
-                total += 1
-                if await judge.denied(project.name, legit_history(project.month)):
-                    blocked.append(project.name)
-            false_blocks.append(Row(label, len(blocked), total, blocked))
+            projects = [p for p in read_legit(path) if p.name not in defensive]
+            row = Row(label, {})
+            new = Row(f"  held back had they just been published: {label}", {})
+            base_row = Row(f"legitimate: {label}", {})
+            for split in SPLITS:
+                part = [p for p in projects if split_of(p.name) == split]
+                blocked = [
+                    p.name for p in part if await judge.denied(p.name, legit_history(p.month))
+                ]
+                row.cells[split] = (len(blocked), len(part))
+                row.examples += blocked
+                new.cells[split], _ = await _rate(judge, [p.name for p in part], AS_PUBLISHED)
+                for base, check in bases.items():
+                    base_row.cells[f"{base} {split}"] = _cell((p.name for p in part), check)
+            false_blocks += [row, new]
+            baselines.append(base_row)
+        held = [n for n in defensive if await judge.denied(n, NAME_ONLY)]
+        false_blocks.append(
+            Row("defensive/placeholder registrations (excluded; blocking is right)",
+                {"dev": (len(held), len(defensive))}, held)
+        )  # fmt: skip
         corpus_hits = [n for n in ranks if detector.check(n)]
-        false_blocks.append(Row("the popular corpus itself", len(corpus_hits), len(ranks)))
+        false_blocks.append(
+            Row("the popular corpus itself", {"dev": (len(corpus_hits), len(ranks))})
+        )
     finally:
         await judge.close()
-    return Report(rows, false_blocks)
+    return Report(rows, false_blocks, baselines)
+
+
+def _fmt(row: Row, keys: Iterable[str]) -> str:
+    out = []
+    for key in keys:
+        n, total = row.cells.get(key, (0, 0))
+        out.append(f"{n:4d}/{total:<4d} {row.rate(key):6.1%}" if total else " " * 16)
+    return "  ".join(out)
 
 
 def render(report: Report, *, verbose: bool = False) -> str:
+    keys = [f"{s} {p}" for s in ("published", "name") for p in SPLITS]
     out = ["deny-level recall (typosquat denials only; warnings do not count):"]
-    out.append(f"  {'family':<44} {'as published':>20}   {'name only':>20}")
-    for pub, name in report.squats:
-        out.append(
-            f"  {pub.label:<44} {pub.denied:5d}/{pub.total:<5d} {pub.rate:7.1%}"
-            f"   {name.denied:5d}/{name.total:<5d} {name.rate:7.1%}"
-        )
+    out.append(f"  {'':<40} {'as published':^34}  {'name only':^34}")
+    out.append(f"  {'family':<40} " + "  ".join(f"{p:^16}" for _ in range(2) for p in SPLITS))
+    for row in report.squats:
+        out.append(f"  {row.label:<40} {_fmt(row, keys)}")
     out.append("false blocks (legitimate projects with their catalogue history):")
+    out.append(f"  {'':<66} " + "  ".join(f"{p:^16}" for p in SPLITS))
     for row in report.false_blocks:
-        out.append(row.line())
+        out.append(f"  {row.label:<66} {_fmt(row, SPLITS)}")
         if verbose and row.examples:
             out.append("      " + ", ".join(row.examples[:40]))
+    names = ("warehouse-style", "GuardDog-style")
+    out.append("name-only baselines (every flag is a denial):")
+    out.append(f"  {'':<44} " + "  ".join(f"{f'{b} {p}':^16}" for b in names for p in SPLITS))
+    for row in report.baselines:
+        out.append(f"  {row.label:<44} {_fmt(row, [f'{b} {p}' for b in names for p in SPLITS])}")
     return "\n".join(out)
 
 

@@ -9,6 +9,7 @@ dropped.  Legitimate projects are read from the shipped tab-separated files
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -186,3 +187,23 @@ def synthetic(
                 break
         out[family] = pairs
     return out
+
+
+SPLITS = ("dev", "held-out")
+
+
+def split_of(key: str) -> str:
+    """``dev`` or ``held-out``, fixed by a hash of the canonical key (half and half)."""
+    digest = hashlib.blake2b(canonicalize_name(key).encode(), digest_size=2).digest()
+    return SPLITS[digest[0] % 2]
+
+
+def read_defensive(path: Path) -> set[str]:
+    """Names of ``defensive.tsv``: defensive or placeholder registrations, by their summary."""
+    if not path.exists():
+        return set()
+    return {
+        canonicalize_name(line.split("\t", 1)[0])
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
 
+from .compound import Compound, devowel
 from .keyindex import KeyIndex
 from .names import deletes, flat, osa_distance, skeleton, ultranormalize, visual_key
 from .scoring import (
@@ -93,25 +94,6 @@ def affix_cores(canonical: str) -> list[tuple[str, str]]:
                 cores.append((core, suffix.lstrip("-") + ">"))
             break
     return cores
-
-
-VENDOR_WORDS = ("ai", "gpt", "llm", "sdk", "api", "client", "official", "pro", "openai", "tools")
-
-
-def vendor_cores(canonical: str) -> list[str]:
-    """The flat name without one vendor or AI word at either end (``requests-ai``)."""
-    words = canonical.split("-")
-    cores = []
-    if len(words) >= 2 and words[0] in VENDOR_WORDS:
-        cores.append("".join(words[1:]))
-    if len(words) >= 2 and words[-1] in VENDOR_WORDS:
-        cores.append("".join(words[:-1]))
-    return [c for c in cores if len(c) >= 4]
-
-
-def devowel(flat_name: str) -> str:
-    """The name without vowels after its first letter (``requests`` -> ``rqsts``)."""
-    return flat_name[:1] + "".join(ch for ch in flat_name[1:] if ch not in "aeiou")
 
 
 def _same_but_3(a: str, b: str) -> bool:
@@ -209,6 +191,7 @@ class TyposquatDetector:
             for i, n in enumerate(self._names)
             if len(n) >= distance2_min_length and (ranks[n] or 0) <= distance2_max_rank
         )  # a protected name (rank None) counts as the most popular
+        self._weak = Compound(self._names, self._index, self._del1, index["flat"], index["vowels"])
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and canonicalize_name(name) in self._index
@@ -230,7 +213,7 @@ class TyposquatDetector:
         self._collisions(q, found)
         self._affixes(q, found)
         self._edits(q, found)
-        self._compound(q, found)
+        self._weak.find(q, found.add)
         findings = [
             SquatFinding(self._names[i], method, round(min(score, 1.0), 3), kind, self._ranks[i])
             for i, (score, method, kind) in found.best.items()
@@ -314,25 +297,6 @@ class TyposquatDetector:
                         kind = "extension-2" if ends else "distance-2"
                         prior = WEIGHTS[kind] * edit_length_factor(len(flat(target)) - 4)
                         found.add(i, kind, prior * self._word_factor(q, target))
-
-    def _compound(self, q: str, found: _Findings) -> None:
-        """Weaker relations, which deny only new projects: a py/python affix on top of a typo
-        (python-reqeusts), a vendor or AI word added (requests-ai), vowels dropped (rqests)."""
-        for core, _ in affix_cores(q):
-            for key in deletes(core, 1):
-                for i in self._del1.get(key):
-                    if classify_edit(core, self._names[i]) is not None:
-                        prior = WEIGHTS["affix-typo"] * edit_length_factor(len(core))
-                        found.add(i, "affix-typo", prior)
-        for core in vendor_cores(q):
-            for i in self._ix["flat"].get(core, ()):
-                found.add(
-                    i, "vendor-affix", WEIGHTS["vendor-affix"] * whole_length_factor(len(core))
-                )
-        f = flat(q)
-        for i in self._ix["vowels"].get(devowel(f), ()):
-            if len(f) < len(flat(self._names[i])):
-                found.add(i, "dropped-vowels", WEIGHTS["dropped-vowels"])
 
     def _word_factor(self, q: str, target: str) -> float:
         """Discount edits that produce words popular names already use (identify/identity)."""

@@ -5,7 +5,8 @@ clients, and by hand: the token goes only to the configured hub's origin and is 
 any other origin (a CDN).  Status codes become the core error tree (``raise … from e``), with
 the hub's ``X-Error-Code`` kept so clients get the same exception class through the mirror.
 A file body resumes with ``Range`` when the upstream cuts it, so a flaky CDN costs a reconnect,
-not a failed download.
+not a failed download.  Every request is bounded by the hub's deadlines and counted on its
+circuit breaker (``upstream_limits``): while it is open the hub is not asked (``CircuitOpen``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ from ..egress.guard import EgressDenied, EgressRefused, redact
 from ..egress.redirects import RedirectChain, guard_of
 from ..errors import UpstreamInvalid, UpstreamUnavailable
 from ..upstream import USER_AGENT, describe
+from ..upstream_limits import (
+    CircuitBreaker,
+    UpstreamLimits,
+    client_timeout,
+)
 from .errors import ENTRY_NOT_FOUND, REPO_NOT_FOUND, HubNotFound, HubRefused
 from .model import FileMeta, RepoRef, is_commit, is_sha256
 from .wire import MAX_JSON, int_header, unquote_etag
@@ -49,11 +55,20 @@ def origin(url: str) -> tuple[str, str]:
 
 
 class HubClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, timeout: float) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        timeout: float,
+        limits: UpstreamLimits | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self._session = session
         self.base = base_url.rstrip("/")
         self._origin = origin(self.base)
-        self.timeout = timeout
+        self.timeout = timeout  # the read gap
+        self._limits = limits or UpstreamLimits()
+        self.breaker = breaker or CircuitBreaker("hub", self._limits)
 
     # ---- URLs --------------------------------------------------------------------------------
     def api_url(self, ref: RepoRef, *parts: str, query: str = "") -> str:
@@ -79,25 +94,55 @@ class HubClient:
         follow: bool | str = True,
     ) -> aiohttp.ClientResponse:
         """One request with redirects handled here.  ``follow="same-origin"`` stops at a
-        redirect to another origin (its headers carry the hub's file metadata)."""
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self.timeout, sock_read=self.timeout
-        )
+        redirect to another origin (its headers carry the hub's file metadata).
+
+        Raises:
+            CircuitOpen: the hub's circuit is open; nothing was sent.
+        """
+        probe = self.breaker.admit()
+        try:
+            resp = await self._hops(method, url, auth, headers, data, follow)
+        except EgressDenied:
+            self.breaker.abandoned(probe)  # refused before asking: says nothing of health
+            raise
+        except UpstreamUnavailable as e:
+            self.breaker.failure(e.message)
+            raise
+        except BaseException:
+            self.breaker.abandoned(probe)
+            raise
+        if resp.status >= 500 or resp.status == 429:
+            self.breaker.failure(f"answered {resp.status}")
+        else:
+            self.breaker.success()
+        return resp
+
+    async def _hops(
+        self,
+        method: str,
+        url: str,
+        auth: str | None,
+        headers: Mapping[str, str] | None,
+        data: object,
+        follow: bool | str,
+    ) -> aiohttp.ClientResponse:
+        timeout = client_timeout(self._limits, self.timeout)
         chain = RedirectChain(url, guard_of(self._session), MAX_REDIRECTS)
         while True:
             sent = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {})}
             if auth and origin(url) == self._origin:
                 sent["Authorization"] = auth  # never to a CDN or any other origin
             try:
-                resp = await self._session.request(
-                    method,
-                    URL(url, encoded=True),
-                    headers=sent,
-                    data=data,
-                    allow_redirects=False,
-                    auto_decompress=False,
-                    timeout=timeout,
-                )
+                async with asyncio.timeout(self._limits.first_byte):
+                    resp = await self._session.request(
+                        method,
+                        URL(url, encoded=True),
+                        headers=sent,
+                        data=data,
+                        allow_redirects=False,
+                        auto_decompress=False,
+                        timeout=timeout,
+                    )
                 location = resp.headers.get("Location")
                 if resp.status not in _REDIRECTS or not location or not follow:
                     return resp

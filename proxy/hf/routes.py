@@ -21,7 +21,7 @@ from .files import HfFiles
 from .model import RepoInfo
 from .paths import PREFIX, Api, Resolve, Static, parse
 from .service import HfService
-from .sources import Auth, Page
+from .sources import REVALIDATING, Auth, Page
 from .wire import dump_json, header_safe, query_pairs
 
 SERVICE: web.AppKey[HfService] = web.AppKey("hf_service")
@@ -61,7 +61,11 @@ def _stale_headers(info: RepoInfo) -> dict[str, str]:
     if info.stale is None:
         return {}
     return {
-        "X-Airlock-Stale": header_safe(f"upstream failed, serving stored data: {info.stale}"),
+        "X-Airlock-Stale": header_safe(
+            info.stale
+            if info.stale == REVALIDATING
+            else f"upstream failed, serving stored data: {info.stale}"
+        ),
         "Warning": '110 airlock "Response is stale"',
     }
 

@@ -16,13 +16,14 @@ from aiohttp import web
 
 from mirror_store.blobs import BlobStore
 
-from ..appkeys import BLOBS, ENGINE, FILLER, META, METRICS, RECORDS, SETTINGS
+from ..appkeys import BLOBS, CLOCK, ENGINE, FILLER, META, METRICS, RECORDS, SETTINGS
 from ..egress.connector import guarded_session
 from ..egress.guard import EgressGuard
 from ..errors import ERROR_HOOK
 from ..scanning import ScanGate
 from ..settings import default_hf_upstream
 from ..trust.records import TrustRecords
+from ..upstream_limits import CircuitBreaker
 from . import routes
 from .approvals import PolicyData
 from .errors import hub_error_hook
@@ -78,14 +79,21 @@ async def _hf_lifecycle(app: web.Application) -> AsyncIterator[None]:
     if upstream and not hf.offline:
         guard = EgressGuard.build("hf", "hub", [upstream], settings.egress.allow)
         session = guarded_session(guard, app[METRICS].traces("hf") if METRICS in app else None)
-        client = HubClient(session, upstream, hf.timeout)
+        metrics = app.get(METRICS)
+        breaker = CircuitBreaker(
+            "hub", hf.limits, app[CLOCK], metrics.circuit if metrics is not None else None
+        )
+        client = HubClient(session, upstream, hf.timeout, hf.limits, breaker)
     elif not upstream:
         log.warning(
             "hf_no_upstream",
             hint="/hf answers 503 for anything not stored: set hf.upstream, or install "
             "huggingface_hub (a dependency of airlock) for its default endpoint",
         )
-    source = HubSource(client, tables, ttl=hf.ttl, offline=hf.offline)
+    clock = app[CLOCK]
+    source = HubSource(
+        client, tables, ttl=hf.ttl, offline=hf.offline, clock=lambda: clock.now_ns() / 1e9
+    )
     engine = app[ENGINE]
     policy = HfPolicy(engine, IdentityStore(tables), monitor=settings.policy.mode == "monitor")
     data = PolicyData(settings.policy.path, engine)
@@ -102,5 +110,6 @@ async def _hf_lifecycle(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await gate.close()
+        await source.close()  # background revalidations first: they use the session
         if session is not None:
             await session.close()

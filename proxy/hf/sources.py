@@ -1,10 +1,14 @@
 """The Hub source layers: upstream hub (HubClient) under a stored layer (SQLite + memory).
 
 ``HubSource`` answers repo info, revision→commit resolution, tree / paths-info pages and file
-facts.  Repo info is kept per requested revision and revalidated after ``ttl`` seconds; when
-the upstream fails it is served stale (and says why); in offline mode only stored data is
-used.  Pages and file facts of a commit never change, so they are kept without expiry, and a
-commit's file facts, once recorded, are what its content is verified against forever.
+facts.  Repo info is kept per requested revision; after ``ttl`` seconds the stored info is
+answered at once, marked stale, while one background request revalidates it
+(stale-while-revalidate: a hanging hub never holds up stored content); when the upstream fails
+it keeps being served stale (and says why).  Only info never fetched, and a ``fresh`` check
+(a commit new to the mirror), wait for the hub, within its deadlines.  In offline mode only
+stored data is used.  Pages and file facts of a commit never change, so they are kept without
+expiry, and a commit's file facts, once recorded, are what its content is verified against
+forever.
 
 Data fetched with a client's own token is kept under that token's scope unless it is public,
 and files of private or gated repos are re-authorised upstream with the caller's credentials
@@ -30,6 +34,7 @@ from .stored import HfTables
 from .wire import WireError, dump_json, load_json, meta_from_tree_entry, parse_links, strip_xet_json
 
 MEMORY_ENTRIES = 4096
+REVALIDATING = "past its TTL; answered from the store while upstream hub is asked again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,8 @@ class HubSource:
         self._clock = clock
         self._mem: SizedLru[tuple[str, ...], tuple[RepoInfo, float]] = SizedLru(MEMORY_ENTRIES)
         self._inflight: dict[tuple[str, ...], asyncio.Future[RepoInfo]] = {}
+        self._background: set[asyncio.Task[RepoInfo]] = set()
+        self._failed: SizedLru[tuple[str, ...], str] = SizedLru(MEMORY_ENTRIES)  # last failure
         self._access: OrderedDict[tuple[str, ...], float] = OrderedDict()
         self.no_upstream_reason = (
             "no upstream hub is configured: set hf.upstream (AIRLOCK_HF__UPSTREAM), or install "
@@ -146,24 +153,56 @@ class HubSource:
         if self._offline:
             raise self.offline_miss(f"repo info of {ref.key}")
         flight = (ref.repo_type, ref.repo_id, rev, query, auth.scope)
-        fut = self._inflight.get(flight)
-        if fut is not None:  # a fetch already under way is as fresh as a new one
-            info = await asyncio.shield(fut)
-        else:
-            fut = asyncio.get_running_loop().create_future()
-            self._inflight[flight] = fut
-            try:
-                info = await self._fetch_info(ref, rev, query, auth, found)
-                fut.set_result(info)
-            except BaseException as e:
-                fut.set_exception(e)
-                fut.exception()  # joiners re-raise it themselves
-                raise
-            finally:
-                del self._inflight[flight]
+        if found is not None and not fresh:  # stale-while-revalidate
+            if flight not in self._inflight:
+                task = asyncio.create_task(self._flight(flight, ref, rev, query, auth, found))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+            return replace(found[0], stale=self._failed.peek(flight) or REVALIDATING)
+        info = await self._flight(flight, ref, rev, query, auth, found)
         if fresh and info.stale is not None:
             raise UpstreamUnavailable(info.stale)
         return info
+
+    async def _flight(
+        self,
+        flight: tuple[str, ...],
+        ref: RepoRef,
+        rev: str,
+        query: str,
+        auth: Auth,
+        found: tuple[RepoInfo, float] | None,
+    ) -> RepoInfo:
+        """One fetch per key at a time: a fetch already under way is as fresh as a new one."""
+        fut = self._inflight.get(flight)
+        if fut is not None:
+            return await asyncio.shield(fut)
+        fut = asyncio.get_running_loop().create_future()
+        self._inflight[flight] = fut
+        try:
+            info = await self._fetch_info(ref, rev, query, auth, found)
+            fut.set_result(info)
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # joiners re-raise it themselves
+            raise
+        finally:
+            del self._inflight[flight]
+        if info.stale is not None:
+            self._failed.put(flight, info.stale)
+        else:
+            self._failed.pop(flight)
+        return info
+
+    async def settled(self) -> None:
+        """Wait for the background revalidations running now (tests; shutdown)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await self.settled()
 
     async def _fetch_info(
         self,

@@ -153,10 +153,8 @@ async def simple_project(request: web.Request) -> web.StreamResponse:
         "X-Airlock-Policy-Revision": decision.revision[:12],
         "X-Airlock-Upstream": page.upstream,
     }
-    if page.stale:
-        headers["X-Airlock-Stale"] = _header_safe(
-            f"upstream failed, serving last good page: {page.stale}"
-        )
+    if page.stale:  # why the stored page is answered as it is (names the upstream, no URL)
+        headers["X-Airlock-Stale"] = _header_safe(page.stale)
         headers["Warning"] = '110 airlock "Response is stale"'
     return web.Response(body=body, headers=headers)
 

@@ -23,6 +23,7 @@ from ..policy.manager import PolicyManager
 from ..policy.snapshot import Snapshot
 from ..settings import Settings, UpstreamSettings, default_pypi_upstream
 from ..upstream import UpstreamClient
+from ..upstream_limits import CircuitBreaker, CircuitObserver
 from .decisions import PageDecisionStore
 from .facts import PypiFacts, prepare_async
 from .files import PypiFiles
@@ -45,6 +46,7 @@ class PypiStack:
     sessions: list[aiohttp.ClientSession] = field(default_factory=list)
 
     async def close(self) -> None:
+        await self.stored.close()  # background revalidations first: they use the sessions
         for s in self.sessions:
             await s.close()
 
@@ -59,6 +61,7 @@ async def build_pypi(
     manager: PolicyManager | None,
     observe: Callable[[str, float, int], None] | None = None,  # upstream latency (metrics)
     clock: Clock = SYSTEM_CLOCK,
+    circuit: CircuitObserver | None = None,  # circuit breaker changes (metrics)
 ) -> PypiStack:
     upstreams = pypi_upstreams(settings)
     sessions: list[aiohttp.ClientSession] = []
@@ -67,13 +70,16 @@ async def build_pypi(
     for u in upstreams:  # one session per upstream, closed with the stack
         session = guarded_session(EgressGuard.build("pypi", u.name, urls, settings.egress.allow))
         sessions.append(session)
-        clients[u.name] = UpstreamClient(session, u.name, u.timeout, observe)
-    upstream_index = UpstreamIndex([(u, clients[u.name]) for u in upstreams])
+        breaker = CircuitBreaker(u.name, u.limits, clock, circuit)
+        clients[u.name] = UpstreamClient(session, u.name, u.timeout, observe, u.limits, breaker)
+    wall = lambda: clock.now_ns() / 1e9  # noqa: E731 - page ages, on the injected clock
+    upstream_index = UpstreamIndex([(u, clients[u.name]) for u in upstreams], wall)
     stored = StoredIndex(
         upstream_index,
         meta,
         ttl=settings.pypi.page_ttl,
         offline=settings.pypi.offline,
+        clock=wall,
         memory_files=settings.pypi.memory_files,
     )
     facts = PypiFacts(meta, clients)

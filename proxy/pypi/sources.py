@@ -2,9 +2,12 @@
 
 Each layer answers ``project(name)`` with a ProjectPage.  The upstream layer asks the
 configured indexes in order (the first that has the project wins); the stored layer keeps the
-last good page, revalidates it after a TTL with the upstream's validators, serves it stale when
-the upstream fails (and says so), and serves only what it has in offline mode; the policy layer
-is outermost, so a new policy covers already-mirrored content without a re-fetch.
+last good page and, after a TTL, answers it at once while it is revalidated in the background
+with the upstream's validators (stale-while-revalidate: a hanging upstream never holds up what
+is stored, and the answer says it is stale); when the upstream fails the last good page keeps
+being served (and says why); only a page never fetched waits for the upstream, within its
+deadlines.  Offline mode serves only what is stored.  The policy layer is outermost, so a new
+policy covers already-mirrored content without a re-fetch, and decides on the page served.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+import structlog
+
 from mirror_store.metadata import MetadataStore, PageRecord
 
 from ..errors import NotFound, OfflineMiss, UpstreamInvalid, UpstreamUnavailable
@@ -24,6 +29,8 @@ from ..settings import UpstreamSettings
 from ..upstream import UpstreamClient
 from .model import ProjectDetail, ProjectList
 from .wire import UPSTREAM_ACCEPT, WireError, parse_json, parse_page, render_json
+
+log = structlog.get_logger("airlock.pypi")
 
 ECOSYSTEM = "pypi"
 STALE_RETRY = 10.0  # seconds between upstream retries while serving a stale page
@@ -34,7 +41,7 @@ class ProjectPage:
     detail: ProjectDetail
     upstream: str  # name of the upstream the page came from
     fetched_at: float
-    stale: str | None = None  # why this page could not be revalidated, if it could not
+    stale: str | None = None  # why it is answered stale (revalidation pending or failed)
     checked_at: float = 0.0  # when a stale page last tried its upstream
     internal_errors: tuple[str, ...] = ()  # internal indexes that could not be asked
     previously_internal: bool = False  # an internal index served this name before
@@ -69,15 +76,21 @@ class UpstreamIndex:
     replaced by a public one (``previously_internal``).
     """
 
-    def __init__(self, upstreams: Sequence[tuple[UpstreamSettings, UpstreamClient]]) -> None:
+    def __init__(
+        self,
+        upstreams: Sequence[tuple[UpstreamSettings, UpstreamClient]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._upstreams = [u for u in upstreams if u[0].kind == "internal"] + [
             u for u in upstreams if u[0].kind != "internal"
         ]
         self.kinds = {s.name: s.kind for s, _ in upstreams}
+        self._clock = clock
 
     async def fetch(self, name: str, stored: PageRecord | None) -> _Fetched:
         errors: list[str] = []
         internal_errors: list[str] = []
+        timeouts = True  # every upstream that failed timed out: a 504, else a 502
         was_internal = stored is not None and self.kinds.get(stored.upstream) == "internal"
         for settings, client in self._upstreams:
             url = f"{settings.url.rstrip('/')}/{name}/"
@@ -93,14 +106,16 @@ class UpstreamIndex:
                 continue
             except (UpstreamUnavailable, UpstreamInvalid) as e:
                 (internal_errors if settings.kind == "internal" else errors).append(e.message)
+                timeouts = timeouts and e.status == 504
                 continue
-            now = time.time()
+            now = self._clock()
             if resp.status == 304:
                 return _Fetched(None, None)
             try:
                 detail = parse_page(name, resp.body, resp.content_type, resp.url)
             except WireError as e:
                 errors.append(f"upstream {settings.name}: {e}")
+                timeouts = False
                 continue
             if settings.kind == "public" and not detail.tracks:
                 detail = replace(detail, tracks=(url,))  # PEP 708: this page mirrors that one
@@ -117,7 +132,7 @@ class UpstreamIndex:
             )
             return _Fetched(page, record)
         if errors or internal_errors:
-            raise UpstreamUnavailable("; ".join(internal_errors + errors))
+            raise UpstreamUnavailable("; ".join(internal_errors + errors), timeout=timeouts)
         raise NotFound(f"project '{name}' does not exist on any upstream")
 
     async def list_projects(self) -> ProjectList:
@@ -138,7 +153,8 @@ def _page_from_record(
 
 
 class StoredIndex:
-    """Keeps the last good page per project; revalidates after ``ttl`` seconds."""
+    """Keeps the last good page per project; after ``ttl`` seconds answers it at once and
+    revalidates it in the background (one revalidation per project at a time)."""
 
     def __init__(
         self,
@@ -160,6 +176,7 @@ class StoredIndex:
             memory_pages, max_size=memory_files, size=lambda p: len(p.detail.files)
         )
         self._inflight: dict[str, asyncio.Future[ProjectPage]] = {}
+        self._revalidating: dict[str, asyncio.Task[None]] = {}
         self.kinds = upstream.kinds
 
     def _remember(self, name: str, page: ProjectPage) -> ProjectPage:
@@ -173,8 +190,9 @@ class StoredIndex:
                 return page
             if page.stale is not None and now - page.checked_at < STALE_RETRY:
                 return page
+            return self._while_revalidating(name, page)
         fut = self._inflight.get(name)
-        if fut is not None:  # single-flight: join the revalidation already under way
+        if fut is not None:  # single-flight: join the load already under way
             return await asyncio.shield(fut)
         fut = asyncio.get_running_loop().create_future()
         self._inflight[name] = fut
@@ -196,14 +214,45 @@ class StoredIndex:
             return self._remember(name, _page_from_record(name, rec))
         if self._offline:
             raise OfflineMiss(f"project '{name}' is not in the mirror and offline mode is on")
+        if rec is not None:  # stored, past its TTL: answer it now, revalidate meanwhile
+            return self._while_revalidating(
+                name, self._remember(name, _page_from_record(name, rec))
+            )
+        return await self._revalidate(name, None)  # never fetched: wait (within deadlines)
+
+    def _while_revalidating(self, name: str, page: ProjectPage) -> ProjectPage:
+        """*page* answered at once, marked stale; a background task revalidates it."""
+        if name not in self._revalidating:
+            task = asyncio.create_task(self._background(name))
+            self._revalidating[name] = task
+        if page.stale is not None:  # the last attempt failed: say why
+            return page
+        return replace(
+            page,
+            stale=f"past its TTL; answered from the store while upstream {page.upstream} "
+            "is asked again",
+        )
+
+    async def _background(self, name: str) -> None:
+        try:
+            await self._revalidate(name, await self._meta.get_page(ECOSYSTEM, name))
+        except Exception as e:  # the page keeps being served; the log says why
+            log.warning("page_revalidation_failed", project=name, error=str(e))
+        finally:
+            del self._revalidating[name]
+
+    async def _revalidate(self, name: str, rec: PageRecord | None) -> ProjectPage:
+        now = self._clock()
         try:
             fetched = await self._upstream.fetch(name, rec)
         except (UpstreamUnavailable, UpstreamInvalid) as e:
             if rec is None:
                 raise
-            return self._remember(name, _page_from_record(name, rec, e.message, now))
+            stale = f"upstream failed, serving last good page: {e.message}"
+            return self._remember(name, _page_from_record(name, rec, stale, now))
         if fetched.page is None:  # 304: the stored page is still current
             assert rec is not None
+            now = self._clock()
             await self._meta.touch_page(ECOSYSTEM, name, now)
             known = self._mem.peek(name)
             if known is not None:  # keep the parsed object: its identity keys later caches
@@ -212,6 +261,16 @@ class StoredIndex:
         assert fetched.record is not None
         await self._meta.put_page(ECOSYSTEM, name, fetched.record)
         return self._remember(name, fetched.page)
+
+    async def settled(self) -> None:
+        """Wait for the background revalidations running now (tests; shutdown)."""
+        while self._revalidating:
+            await asyncio.gather(*self._revalidating.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._revalidating.values()):
+            task.cancel()
+        await self.settled()
 
     async def list_projects(self) -> ProjectList:
         return ProjectList(tuple(await self._meta.page_names(ECOSYSTEM)))

@@ -1,7 +1,8 @@
 """A real PEP 503/691 index on port 0, serving distributions built in the test session.
 
 Faults can be switched on per file to test the proxy: wrong bytes, a body cut halfway, slow
-bodies, the whole server down (503).  Every request is counted by path.
+bodies, the whole server down (503) or hanging (every request accepted, never answered).
+Every request is counted by path.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Faults:
     cut: set[str] = field(default_factory=set)  # close the connection halfway
     slow: dict[str, float] = field(default_factory=dict)  # seconds to pause mid-body
     down: bool = False  # every request answers 503
+    hang: bool = False  # every request is accepted and never answered (until stop)
     html_only: bool = False  # ignore Accept and answer PEP 503 HTML
     no_hashes: set[str] = field(default_factory=set)  # list these files without any hash
 
@@ -48,8 +50,10 @@ class FakeIndex:
         self.faults = Faults()
         self.requests: Counter[str] = Counter()
         self.url = ""
+        self.hung: Counter[str] = Counter()  # requests held by the hang fault, by path
         self._runner: web.AppRunner | None = None
         self._port = 0
+        self._release: asyncio.Event | None = None
 
     def add(self, *dists: Dist, **kwargs: object) -> None:
         for d in dists:
@@ -74,8 +78,17 @@ class FakeIndex:
 
     # -- handlers ---------------------------------------------------------------------------
 
+    async def _hold(self, request: web.Request) -> None:
+        """The hang fault: the request was read; no status line is ever sent (until stop)."""
+        self.hung[request.path] += 1
+        if self._release is None:
+            self._release = asyncio.Event()
+        await self._release.wait()
+
     async def _project(self, request: web.Request) -> web.StreamResponse:
         self.requests[request.path] += 1
+        if self.faults.hang:
+            await self._hold(request)
         if self.faults.down:
             return web.Response(status=503, text="index down")
         name = request.match_info["project"]
@@ -149,6 +162,8 @@ class FakeIndex:
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         self.requests[request.path] += 1
+        if self.faults.hang:
+            await self._hold(request)
         if self.faults.down:
             return web.Response(status=503, text="index down")
         filename = request.match_info["filename"]
@@ -207,6 +222,9 @@ class FakeIndex:
 
     async def stop(self) -> None:
         """Stop serving (the port stays reserved for a restart with ``start``)."""
+        if self._release is not None:
+            self._release.set()  # let held requests end, so shutdown does not wait on them
+            self._release = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -8,6 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from proxy.pypi.routes import STORED_INDEX
+from proxy.pypi.sources import StoredIndex
 from proxy.settings import UpstreamSettings
 from tests.clients import pip_install
 from tests.conftest import Proxy, ProxyFactory
@@ -111,7 +113,13 @@ async def test_upstream_down_serves_last_good_page_and_says_so(
             assert r.status == 200
             assert "X-Airlock-Stale" not in r.headers
         fake_index.faults.down = True
-        async with s.get(proxy.simple + "tiny-lib/") as r:
+        async with s.get(proxy.simple + "tiny-lib/") as r:  # answered at once, revalidating
+            assert r.status == 200
+            assert "past its TTL" in r.headers["X-Airlock-Stale"]
+        stored = proxy.app[STORED_INDEX]
+        assert isinstance(stored, StoredIndex)
+        await stored.settled()
+        async with s.get(proxy.simple + "tiny-lib/") as r:  # the revalidation failed: why
             assert r.status == 200
             assert "503" in r.headers["X-Airlock-Stale"]
             assert "tiny_lib-1.1" in await r.text()

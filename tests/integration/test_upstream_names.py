@@ -14,7 +14,10 @@ from typing import Any
 import aiohttp
 import structlog
 
+from proxy.pypi.routes import STORED_INDEX
+from proxy.pypi.sources import StoredIndex
 from proxy.settings import UpstreamSettings
+from proxy.upstream_limits import UpstreamLimits
 from tests.clients import pip_install
 from tests.conftest import ProxyFactory
 from tests.fakes.hf_client import hf_env, run_hf
@@ -43,8 +46,12 @@ async def test_pip__502_and_stale_answers_name_the_upstream_not_its_url(
     """An upstream answering 503, then not answering at all: stale pages and 502s say
     'upstream fake …', and its host:port is only in the server log."""
     where = fake_index.url.removeprefix("http://")  # 127.0.0.1:<port>
-    # internal: its pages carry no PEP 708 tracks URL (a public upstream's pages name it there)
-    fake = UpstreamSettings(name="fake", url=fake_index.simple_url, kind="internal")
+    # internal: its pages carry no PEP 708 tracks URL (a public upstream's pages name it there);
+    # no circuit breaker: every request must reach (and fail on) the upstream here
+    no_breaker = UpstreamLimits(breaker_failures=1000)
+    fake = UpstreamSettings(
+        name="fake", url=fake_index.simple_url, kind="internal", limits=no_breaker
+    )
     proxy = await start_proxy(fake, page_ttl=0)
     ok = await pip_install(proxy.simple, "tiny-lib", target=tmp_path / "a", home=tmp_path)
     assert ok.returncode == 0, ok.output
@@ -68,6 +75,9 @@ async def test_pip__502_and_stale_answers_name_the_upstream_not_its_url(
             )
             assert failed.returncode != 0
             assert where not in failed.output
+            stored = proxy.app[STORED_INDEX]
+            assert isinstance(stored, StoredIndex)
+            await stored.settled()  # the page's background revalidation has failed
             status, page = await raw(proxy.simple + "tiny-lib/")
             assert status == 200
             assert f"X-Airlock-Stale: upstream failed, serving last good page: {words}" in page

@@ -16,7 +16,7 @@ def test_hf_defaults() -> None:
     assert hf.forward_client_token is True
     assert hf.ttl == 600.0
     assert hf.offline is False
-    assert hf.timeout == 60.0
+    assert hf.timeout == 30.0  # the read gap; connect and first-byte deadlines in limits
 
 
 def test_hf_file_and_env(tmp_path: Path) -> None:
