@@ -41,6 +41,7 @@ from .pypi.setup import build_pypi, pypi_upstreams
 from .settings import Settings
 from .trust.attest_routes import setup_attestations
 
+
 def create_app(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> web.Application:
     """The proxy for *settings*; *clock* is the time policy decisions read (tests advance it)."""
     registry = IdentityRegistry(settings.access.clients)
