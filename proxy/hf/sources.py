@@ -25,13 +25,25 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 
+import structlog
+
 from ..errors import AirlockError, OfflineMiss, UpstreamInvalid, UpstreamUnavailable
 from ..lru import SizedLru
 from .errors import HubUnconfigured
 from .hub_client import HubBody, HubClient, HubResponse
 from .model import FileMeta, RepoInfo, RepoRef, is_commit
 from .stored import HfTables
-from .wire import WireError, dump_json, load_json, meta_from_tree_entry, parse_links, strip_xet_json
+from .wire import (
+    MAX_LISTING_ENTRIES,
+    WireError,
+    dump_json,
+    load_json,
+    meta_from_tree_entry,
+    parse_links,
+    strip_xet_json,
+)
+
+log = structlog.get_logger("airlock.hf")
 
 MEMORY_ENTRIES = 4096
 REVALIDATING = "past its TTL; answered from the store while upstream hub is asked again"
@@ -298,6 +310,13 @@ class HubSource:
             raise UpstreamInvalid(str(e)) from e
         if not isinstance(value, list):
             raise UpstreamInvalid("listing is not a JSON array")
+        if len(value) > MAX_LISTING_ENTRIES:
+            message = (
+                f"the hub's listing of {ref.key} at {commit[:12]} has {len(value)} entries, "
+                f"more than the limit of {MAX_LISTING_ENTRIES} in one document"
+            )
+            log.warning("upstream_listing_refused", repo=ref.key, commit=commit, error=message)
+            raise UpstreamInvalid(message)
         body = dump_json(strip_xet_json(value))
         link = None
         for url, rel in parse_links(resp.headers.get("Link", "")):

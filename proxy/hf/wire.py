@@ -23,6 +23,9 @@ INFO_KEYS = ("blobs", "securityStatus", "expand", "files_metadata")
 TREE_KEYS = ("recursive", "expand", "cursor", "limit")
 BOOL_KEYS = {"blobs", "securityStatus", "recursive", "files_metadata"}
 MAX_JSON = 64 * 1024 * 1024
+# Entries one tree or paths-info document may list (the hub pages trees by 1,000).  MAX_JSON
+# alone lets ~900,000 small entries through, each a file fact recorded in the store.
+MAX_LISTING_ENTRIES = 100_000
 
 
 class WireError(ValueError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -114,9 +115,13 @@ class UpstreamIndex:
             try:
                 detail = parse_page(name, resp.body, resp.content_type, resp.url)
             except WireError as e:
+                log.warning(
+                    "upstream_page_refused", upstream=settings.name, project=name, error=str(e)
+                )
                 errors.append(f"upstream {settings.name}: {e}")
                 timeouts = False
                 continue
+            detail = _servable(detail, settings.name)
             if settings.kind == "public" and not detail.tracks:
                 detail = replace(detail, tracks=(url,))  # PEP 708: this page mirrors that one
             record = PageRecord(
@@ -274,3 +279,33 @@ class StoredIndex:
 
     async def list_projects(self) -> ProjectList:
         return ProjectList(tuple(await self._meta.page_names(ECOSYSTEM)))
+
+
+# what serving.safe_component refuses in a file name, as one search (pages list 10,000s of files)
+_UNSERVABLE = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def _servable(detail: ProjectDetail, upstream: str) -> ProjectDetail:
+    """The page without files whose names no download could ever ask for (``/``, ``\\``, NUL,
+    control characters, ``..``, over 255 characters: the files route refuses them all), so a
+    client never picks one (a trick name can parse as a newer version) and fails on it."""
+    bad = [
+        f.filename
+        for f in detail.files
+        if not 0 < len(f.filename) <= 255
+        or f.filename in (".", "..")
+        or _UNSERVABLE.search(f.filename)
+    ]
+    if not bad:
+        return detail
+    log.warning(
+        "upstream_files_skipped",
+        upstream=upstream,
+        project=detail.name,
+        count=len(bad),
+        names=[repr(n[:80]) for n in bad[:10]],
+        reason="file name is not a valid name (path separator, NUL, control character, "
+        "'..' or over 255 characters)",
+    )
+    skipped = set(bad)
+    return replace(detail, files=tuple(f for f in detail.files if f.filename not in skipped))

@@ -26,6 +26,10 @@ HTML_V1_TYPE = "application/vnd.pypi.simple.v1+html"
 HTML_TYPE = "text/html"
 API_VERSION = "1.1"
 UPSTREAM_ACCEPT = f"{JSON_TYPE}, {HTML_V1_TYPE};q=0.2, {HTML_TYPE};q=0.01"
+# Files one project page may list.  The byte limit (upstream.MAX_PAGE_BYTES) alone does not
+# bound the work: 64 MB of minimal JSON entries are over a million files, each parsed, decided,
+# rendered and kept in memory (~1 KB) on the event loop.  A page over it is refused, never cut.
+MAX_PAGE_FILES = 100_000
 
 Format = Literal["json", "html-v1", "html"]
 # Each format with the media types that name it exactly (PEP 691 "latest" aliases included)
@@ -118,6 +122,11 @@ def _metadata_attr(value: str | None) -> bool | dict[str, str]:
     return {algo.lower(): digest}
 
 
+def _too_many(count: int | None = None) -> WireError:
+    listed = f"{count} files" if count is not None else "more files"
+    return WireError(f"the page lists {listed}, more than the limit of {MAX_PAGE_FILES}")
+
+
 class _AnchorParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -126,6 +135,8 @@ class _AnchorParser(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":
+            if len(self.anchors) >= MAX_PAGE_FILES:
+                raise _too_many()  # stops parsing here: the rest is never read
             self.anchors.append(dict(attrs))
         elif tag == "meta":
             a = dict(attrs)
@@ -139,6 +150,8 @@ def parse_html(name: str, body: str, base_url: str) -> ProjectDetail:
     try:
         p.feed(body)
         p.close()
+    except WireError:
+        raise
     except Exception as e:  # html.parser is lenient, but never let a page crash a request
         raise WireError(f"unparseable HTML page: {e}") from e
     files = []
@@ -213,6 +226,8 @@ def parse_json(name: str, body: str | bytes, base_url: str) -> ProjectDetail:
         doc = json.loads(body)
         if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
             raise WireError("PEP 691 page without a files list")
+        if len(doc["files"]) > MAX_PAGE_FILES:
+            raise _too_many(len(doc["files"]))
         files = []
         for f in doc["files"]:
             if not isinstance(f, dict) or not isinstance(f.get("url"), str):

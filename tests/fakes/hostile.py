@@ -9,7 +9,8 @@ Every request is forwarded to the fake behind it (raw path, query, headers and b
 passed back as they are), except that
 
 * a GET whose raw path contains a `Tamper.match` gets a tampered body for its first `times`
-  matching fetches (200 or 206): swapped for another same-length body, one byte flipped, made
+  matching fetches (200 or 206): rewritten (`edit`: a listing with 200,000 entries or names
+  with path tricks), swapped for another same-length body, one byte flipped, made
   longer or shorter, gzip-encoded although identity was asked for, cut mid-body, or stalled
   mid-body (a few bytes, then nothing until the server closes: slowloris);
 * an overridden raw path is answered by its handler (gigantic pages, 200,000 files, gzip bombs,
@@ -42,12 +43,13 @@ _DROP_REQUEST = {"content-length", "transfer-encoding", "connection", "keep-aliv
 class Tamper:
     """What to do to the bodies of the first `times` GETs whose raw path contains `match`.
 
-    Applied in this order: swap, flip, truncate/extend, gzip, then delivery (cut or stall).
-    Offsets count from the start of the body actually sent (a 206 slice is a body too).
+    Applied in this order: edit, swap, flip, truncate/extend, gzip, then delivery (cut or
+    stall).  Offsets count from the start of the body actually sent (a 206 slice is a body too).
     """
 
     match: str
     times: int = 1
+    edit: Callable[[bytes], bytes] | None = None  # rewrite the body (a listing, an info document)
     swap: bytes | None = None  # replace the body (same length unless extend/truncate say so)
     flip_at: int | None = None  # invert this one byte (negative: from the end)
     extend: bytes = b""  # appended: a longer body, Content-Length to match
@@ -58,6 +60,8 @@ class Tamper:
     done: int = 0
 
     def apply(self, body: bytes) -> bytes:
+        if self.edit is not None:
+            body = self.edit(body)
         if self.swap is not None:
             body = self.swap
         if self.flip_at is not None and body:
@@ -255,3 +259,36 @@ def gzip_bomb(expanded: int, unit: bytes = b" " * 65536) -> bytes:
     out = [compressor.compress(unit) for _ in range(expanded // len(unit))]
     out.append(compressor.flush())
     return b"".join(out)
+
+
+def deflate_bomb(
+    head: bytes, expanded: int, tail: bytes = b"", *, container: str = "gzip"
+) -> bytes:
+    """A valid gzip (or zlib) stream of `head`, NULs, then `tail`, `expanded` bytes in all
+    (NULs in whole MiB), built without ever compressing gigabytes: after a full flush every
+    1 MiB block of NULs compresses to the same bytes, so one block is repeated, and the
+    trailer's checksum and size are computed over the real expansion.  ~1 KB per MiB."""
+    block = b"\x00" * (1 << 20)
+    gz = container == "gzip"
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31 if gz else 15)
+    start = compressor.compress(head) + compressor.flush(zlib.Z_FULL_FLUSH)
+    repeated = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    end = compressor.compress(tail) + compressor.flush(zlib.Z_FINISH)
+    blocks = (expanded - len(head) - len(tail)) // len(block)
+    check = zlib.crc32(head) if gz else zlib.adler32(head)
+    for _ in range(blocks):
+        check = zlib.crc32(block, check) if gz else zlib.adler32(block, check)
+    check = zlib.crc32(tail, check) if gz else zlib.adler32(tail, check)
+    total = len(head) + blocks * len(block) + len(tail)
+    if gz:
+        trailer = check.to_bytes(4, "little") + (total & 0xFFFFFFFF).to_bytes(4, "little")
+        return start + repeated * blocks + end[:-8] + trailer
+    return start + repeated * blocks + end[:-4] + check.to_bytes(4, "big")
+
+
+def pickled_nuls(expanded: int) -> tuple[bytes, bytes]:
+    """(head, tail) of a harmless pickle that is one bytes object of NULs, `expanded` bytes in
+    all (for ``deflate_bomb``: unpacked in full it is a clean pickle)."""
+    head = b"\x80\x04\x8e"  # PROTO 4, BINBYTES8 <length>
+    nuls = ((expanded - len(head) - 8 - 1) >> 20) << 20
+    return head + nuls.to_bytes(8, "little"), b"."  # STOP
