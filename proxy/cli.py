@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_check(verbs, _config_arg)
     register_quarantine(verbs, _config_arg)
+    from .admin.cli import register as register_admin
+
+    register_admin(verbs, _config_arg)
     from .trust import bom_cli, verify_cli
 
     bom_cli.register(verbs, _config_arg)

@@ -94,6 +94,14 @@ async def load_clients(app: web.Application) -> None:
         )
 
 
+async def reload_while_no_admin(app: web.Application) -> None:
+    """Re-read API-made clients while no admin exists: the first admin is made by ``airlock
+    admin create-token`` while the proxy runs, and its first login must work without a restart.
+    Once an admin exists this does nothing (later clients come through the API)."""
+    if CLIENTS in app and not app[IDENTITY].has_admin():
+        await load_clients(app)
+
+
 def _names(value: object, pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
     if value is None:
         return ()

@@ -17,6 +17,7 @@ from ..appkeys import IDENTITY
 from ..identity import token_of
 from ..logging import Handler
 from .auth import is_admin, json_error
+from .clients import reload_while_no_admin
 from .throttle import Lock, LoginThrottle, source_key
 
 LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("admin_login_throttle")
@@ -41,6 +42,8 @@ async def login_guard_middleware(request: web.Request, handler: Handler) -> web.
         return await handler(request)
     source = source_key(request.remote)
     token = token_of(header)
+    if token:
+        await reload_while_no_admin(request.app)
     client = request.app[IDENTITY].resolve(token) if token else None
     account = client.id if client is not None else None
     lock = throttle.refused(source, account, "api")

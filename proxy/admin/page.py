@@ -26,6 +26,7 @@ from ..trust.records import TrustRecords
 from . import templates
 from .api import collect_stats, is_quarantined, parse_approval, parse_digest, parse_filters
 from .auth import is_admin
+from .clients import reload_while_no_admin
 from .guard import LOGIN_THROTTLE
 from .sessions import COOKIE, Session, SessionStore
 from .throttle import source_key
@@ -108,10 +109,14 @@ async def page(request: web.Request) -> web.Response:
     return _html(body)
 
 
+def _no_admin(request: web.Request) -> bool:
+    return not request.app[IDENTITIES].has_admin()
+
+
 async def login_form(request: web.Request) -> web.Response:
     if request.app[SESSIONS].of(request) is not None:
         raise _see("/admin/")
-    return _html(templates.login_page())
+    return _html(templates.login_page(no_admin=_no_admin(request)))
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -119,6 +124,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         return _html(templates.login_page("Cross-origin login refused."), 403)
     data = await request.post()
     token = data.get("token")
+    await reload_while_no_admin(request.app)
     client = (
         request.app[IDENTITIES].resolve(token.strip())
         if isinstance(token, str) and token.strip()
@@ -128,11 +134,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     throttle, source = request.app[LOGIN_THROTTLE], source_key(request.remote)
     lock = throttle.refused(source, client.id if client else None, "page")
     if lock is not None:
-        page = templates.login_page(lock.message())
+        page = templates.login_page(lock.message(), no_admin=_no_admin(request))
         return _html(page, 429, {"Retry-After": lock.retry_after_header})
     if client is None:
         throttle.failed(source, None, "page", "unknown token")
-        return _html(templates.login_page("Unknown token."), 401)
+        return _html(templates.login_page("Unknown token.", no_admin=_no_admin(request)), 401)
     if not is_admin(client):
         throttle.failed(source, client.id, "page", "lacks the admin scope")
         return _html(templates.login_page(f"{client.id} lacks the admin scope."), 403)

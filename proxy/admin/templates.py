@@ -41,12 +41,20 @@ def layout(title: str, body: str) -> str:
     )
 
 
-def login_page(error: str | None = None) -> str:
+NO_ADMIN = (
+    '<p class="note" id="no-admin">No admin exists yet. On the server, run '
+    "<code>airlock admin create-token</code> (with the proxy's <code>--config</code>, if it "
+    "has one) and paste the token it prints here. A client with the <code>admin</code> scope "
+    "in the config file (<code>[[access.clients]]</code>) works too.</p>"
+)
+
+
+def login_page(error: str | None = None, *, no_admin: bool = False) -> str:
     problem = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
     return layout(
         "airlock admin: log in",
         "<h1>airlock admin</h1>"
-        f"{problem}"
+        f"{problem}{NO_ADMIN if no_admin else ''}"
         '<form method="post" action="/admin/login">'
         '<label>Admin token <input type="password" name="token" autocomplete="off" required'
         ' autofocus></label> <button type="submit">Log in</button></form>',
