@@ -43,7 +43,7 @@ WEIGHTS: dict[str, float] = {
     "inserted-char": 0.78,  # one extra character that is not a doubling (colourama)
     "substitution": 0.66,  # any other single replacement
     "affix-add": 0.75,  # python-flask, pythonhttpx, faker-python
-    "affix-add-py": 0.55,  # pyjsonpatch, py-bcrypt: many legitimate wrappers are named so
+    "affix-add-py": 0.59,  # pyjsonpatch, py-bcrypt: many legitimate wrappers are named so
     "affix-version": 0.45,  # python-openid for python3-openid
     "affix-swap": 0.75,  # python-mongo for pymongo, pythonkafka for kafka-python
     "affix-drop": 0.4,  # serial for pyserial: common for legitimate projects
