@@ -23,10 +23,10 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from proxy.settings import UpstreamSettings
+from tests.airlock_process import airlock_serve, run_airlock, serve_env
 from tests.conftest import ProxyFactory
 from tests.fakes.dists import Dist
 from tests.fakes.pypi_index import FakeIndex
-from tests.integration.airlock_process import airlock, airlock_env, serving
 
 BIG = "tiny_lib-9.0.tar.gz"
 DATA = os.urandom(4 * 1024 * 1024)
@@ -67,14 +67,11 @@ async def held_index() -> AsyncIterator[HeldIndex]:
             index.gate.set()  # let a held handler end before the server stops
 
 
-def _env(tmp_path: Path, policies: Path, index: FakeIndex) -> dict[str, str]:
-    return airlock_env(
-        store__path=str(tmp_path / "store"),
-        policy__path=str(policies),
-        policy__reload_interval="0",
-        pypi__upstreams=f'[{{name="fake", url="{index.simple_url}"}}]',
-        log__level="warning",
-    )
+def _env(index: FakeIndex) -> dict[str, str]:
+    return {
+        "AIRLOCK_PYPI__OFFLINE": "false",
+        "AIRLOCK_PYPI__UPSTREAMS": f'[{{name="fake", url="{index.simple_url}"}}]',
+    }
 
 
 def _temps(store: Path) -> list[Path]:
@@ -92,29 +89,27 @@ async def _first_bytes(s: aiohttp.ClientSession, url: str) -> tuple[aiohttp.Clie
     return r, head
 
 
-async def test_gc_and_a_second_serve_leave_a_download_in_flight_alone(
-    tmp_path: Path, policies_dir: Path
-) -> None:
+async def test_gc_and_a_second_serve_leave_a_download_in_flight_alone(tmp_path: Path) -> None:
     store = tmp_path / "store"
     async with held_index() as index:
-        env = _env(tmp_path, policies_dir, index)
-        async with serving(env, tmp_path / "serve.log") as first, aiohttp.ClientSession() as s:
+        env = serve_env(tmp_path, **_env(index))
+        async with airlock_serve(tmp_path, **_env(index)) as first, aiohttp.ClientSession() as s:
             r, head = await _first_bytes(s, first.url + PATH)
             [temp] = _temps(store)
             inode = temp.stat().st_ino
 
-            gc = await airlock("store", "gc", "--min-age", "0", "-v", env=env)
-            assert gc.returncode == 0, gc.output
-            assert "0 abandoned temp files (0 bytes) removed" in gc.stderr
-            assert "1 downloads in progress left alone" in gc.stderr
+            code, _, err = await run_airlock("store", "gc", "--min-age", "0", "-v", env=env)
+            assert code == 0, err
+            assert "0 abandoned temp files (0 bytes) removed" in err[-1]
+            assert "1 downloads in progress left alone" in err[-1]
             assert temp.stat().st_ino == inode
 
-            second = await airlock("serve", "--port", "0", env=env, timeout=60)
-            assert second.returncode == 1, second.output
-            assert second.stdout == ""
-            assert second.stderr.splitlines() == [
+            code, out, err = await run_airlock("serve", "--port", "0", env=env)
+            assert code == 1, err
+            assert out == []
+            assert err == [
                 f"airlock: the store at {store} is in use by another airlock serve "
-                f"(pid {first.pid})"
+                f"(pid {first.proc.pid})"
             ]
             assert temp.stat().st_ino == inode
 
@@ -126,13 +121,11 @@ async def test_gc_and_a_second_serve_leave_a_download_in_flight_alone(
     assert _temps(store) == []
 
 
-async def test_a_killed_servers_partial_file_is_reported_and_collected(
-    tmp_path: Path, policies_dir: Path
-) -> None:
+async def test_a_killed_servers_partial_file_is_reported_and_collected(tmp_path: Path) -> None:
     store = tmp_path / "store"
     async with held_index() as index:
-        env = _env(tmp_path, policies_dir, index)
-        async with serving(env, tmp_path / "serve.log") as first, aiohttp.ClientSession() as s:
+        env = serve_env(tmp_path, **_env(index))
+        async with airlock_serve(tmp_path, **_env(index)) as first, aiohttp.ClientSession() as s:
             r, _ = await _first_bytes(s, first.url + PATH)
             first.proc.kill()  # SIGKILL: no cleanup of any kind
             await first.proc.wait()
@@ -145,23 +138,23 @@ async def test_a_killed_servers_partial_file_is_reported_and_collected(
     listed = f"tmp/{temp.name} ({size} bytes"
     summary = f"1 abandoned temp files ({size} bytes"
 
-    fsck = await airlock("store", "fsck", "-v", env=env)
-    assert fsck.returncode == 0, fsck.output
-    assert f"ABANDONED {listed}" in fsck.stdout
-    assert summary in fsck.stderr
+    code, out, err = await run_airlock("store", "fsck", "-v", env=env)
+    assert code == 0, err
+    assert [line for line in out if line.startswith(f"ABANDONED {listed}")]
+    assert summary in err[-1]
 
-    dry = await airlock("store", "gc", "--dry-run", "--min-age", "0", "-v", env=env)
-    assert f"would remove {listed}" in dry.stdout
-    assert summary in dry.stderr
-    assert ") to remove (dry run);" in dry.stderr
-    kept = await airlock("store", "gc", env=env)  # default --min-age: an hour
-    assert "1 younger than --min-age kept" in kept.stderr
+    _, out, err = await run_airlock("store", "gc", "--dry-run", "--min-age", "0", "-v", env=env)
+    assert [line for line in out if line.startswith(f"would remove {listed}")]
+    assert summary in err[-1]
+    assert ") to remove (dry run);" in err[-1]
+    _, _, err = await run_airlock("store", "gc", env=env)  # default --min-age: an hour
+    assert "1 younger than --min-age kept" in err[-1]
     assert temp.exists()
 
-    gc = await airlock("store", "gc", "--min-age", "0", env=env)
-    assert gc.returncode == 0, gc.output
-    assert summary in gc.stderr
-    assert ") removed;" in gc.stderr
+    code, _, err = await run_airlock("store", "gc", "--min-age", "0", env=env)
+    assert code == 0, err
+    assert summary in err[-1]
+    assert ") removed;" in err[-1]
     assert _temps(store) == []
 
 
