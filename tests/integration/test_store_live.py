@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
+from mirror_store.blobs import BlobWriter, LocalBlobStore
 from proxy.settings import UpstreamSettings
 from tests.airlock_process import airlock_serve, run_airlock, serve_env
-from tests.conftest import ProxyFactory
+from tests.conftest import Proxy, ProxyFactory
 from tests.fakes.dists import Dist
+from tests.fakes.hf_fixtures import MODEL
+from tests.fakes.hf_hub import start_fake_hub
+from tests.fakes.hf_proxy import hf_proxy
 from tests.fakes.pypi_index import FakeIndex
 
 BIG = "tiny_lib-9.0.tar.gz"
@@ -178,3 +184,56 @@ async def test_a_temp_file_deleted_under_a_download_is_a_storage_error(
     assert error["file"] == BIG
     assert "temp file deleted while it was written" in error["error"]
     assert [e for e in logs if e["event"] == "decision"] == []
+
+
+async def test_a_full_disk_under_a_hub_download_is_a_storage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub side likewise: storage_error, not the hub's bytes failing (hf_fill_failed)."""
+    real = LocalBlobStore.writer
+
+    def full_disk(self: LocalBlobStore, *args: Any, **kw: Any) -> BlobWriter:
+        w = real(self, *args, **kw)
+
+        def write(chunk: bytes) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device", str(w.temp_path))
+
+        w.write = write  # type: ignore[method-assign]
+        return w
+
+    monkeypatch.setattr(LocalBlobStore, "writer", full_disk)
+    async with (
+        start_fake_hub() as hub,
+        hf_proxy(tmp_path, hub.url) as proxy,
+        aiohttp.ClientSession() as s,
+    ):
+        sha = hub.expect(MODEL, "config.json").commit  # a branch is refused by the policy
+        with capture_logs() as logs:
+            async with s.get(f"{proxy.endpoint}/{MODEL}/resolve/{sha}/config.json") as r:
+                with pytest.raises(aiohttp.ClientPayloadError):  # failed short
+                    await r.read()
+    [error] = [e for e in logs if e["event"] == "storage_error"]
+    assert (error["ecosystem"], error["path"]) == ("hf", "config.json")
+    assert error["error"].startswith("storage error: No space left on device")
+    assert [e for e in logs if e["event"] == "hf_fill_failed"] == []
+
+
+async def test_a_store_that_cannot_start_a_file_answers_500_not_502(
+    proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing sent yet: the client is told it is this server's storage, not the upstream."""
+
+    def no_space(self: LocalBlobStore, *args: Any, **kw: Any) -> BlobWriter:
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.root / "tmp"))
+
+    monkeypatch.setattr(LocalBlobStore, "writer", no_space)
+    whl = "tiny_lib-1.1-py3-none-any.whl"
+    async with aiohttp.ClientSession() as s:
+        async with s.get(proxy.simple + "tiny-lib/") as r:
+            assert r.status == 200
+        with capture_logs() as logs:
+            async with s.get(f"{proxy.url}/pypi/files/tiny-lib/{whl}") as r:
+                assert r.status == 500
+                assert f"{whl}: storage error: No space left on device" in await r.text()
+    assert [e["file"] for e in logs if e["event"] == "storage_error"] == [whl]
+    assert [e for e in logs if e["event"] == "decision" and not e["allow"]] == []
