@@ -5,7 +5,9 @@ attach to the same Fill and read the temp file as it grows, so the first client 
 upstream speed and later ones join without a second upstream request.  Readers never receive
 the last byte of what they asked for (the whole body or a range) before the blob is verified
 and published: on a hash or size mismatch, or a cut upstream, every reader's transfer fails
-short and nothing becomes visible in the store.
+short and nothing becomes visible in the store.  A failure of the store itself (disk full, the
+temp file removed, an I/O error) is a ``StorageFailed``, kept apart from the upstream's errors
+and from a verification failure, so it is logged as what it is.
 
 A failed fill may still have sent unverified bytes (all but the last) to its readers, and a
 client keeps those in its partial download and resumes later with ``Range: bytes=N-``.  So the
