@@ -49,6 +49,7 @@ class HfService:
         # Scan facts of a file whose content is stored (None: not stored yet); set by setup.
         self.scan_facts: Callable[[FileMeta], Awaitable[dict[str, Any] | None]] | None = None
         self._source = source
+        self.source = source  # its background revalidations: settled() in tests
         self._policy = policy
         self.policy = policy
         self._data = data

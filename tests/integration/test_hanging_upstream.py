@@ -104,9 +104,11 @@ async def test_a_page_never_fetched_fails_closed_within_the_deadline(
     """Nothing stored, upstream hanging: a 504 naming the upstream (never its address)."""
     async with hanging_upstream() as hang:
         limits = UpstreamLimits(connect=5.0, first_byte=0.5)
-        proxy = await start_proxy(
-            UpstreamSettings(name="fake", url=f"{hang.url}/simple/", limits=limits)
+        # a read gap far beyond the test: only the first-byte deadline can end the wait
+        upstream = UpstreamSettings(
+            name="fake", url=f"{hang.url}/simple/", timeout=3600.0, limits=limits
         )
+        proxy = await start_proxy(upstream)
         async with aiohttp.ClientSession() as s:
             async with s.get(proxy.simple + "never-seen/") as r:
                 assert r.status == 504
@@ -134,7 +136,9 @@ async def test_breaker_opens_after_failures_answers_from_store_and_closes_after_
     asked, a new page fails at once; after the cool-off one probe succeeds and closes it."""
     clock = ManualClock()
     limits = UpstreamLimits(first_byte=1.0, breaker_failures=3, breaker_cooloff=30.0)
-    upstream = UpstreamSettings(name="fake", url=fake_index.simple_url, limits=limits)
+    upstream = UpstreamSettings(
+        name="fake", url=fake_index.simple_url, timeout=3600.0, limits=limits
+    )
     proxy = await start_proxy(upstream, page_ttl=TTL, clock=clock)
     stored = stored_index(proxy)
     pages = [proxy.simple + f"{name}/" for name in ("tiny-lib", "tiny-app", "tiny-dep")]
