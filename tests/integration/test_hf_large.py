@@ -3,29 +3,16 @@ streams (peak RSS from /proc), and the cold / warm / direct timings are reported
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import socket
-import sys
-import time
 from pathlib import Path
 
-import aiohttp
-
+from tests.airlock_process import airlock_serve
 from tests.fakes.hf_client import hf_env, run_hf
 from tests.fakes.hf_fixtures import BIG_FILE, BIG_MODEL
 from tests.fakes.hf_hub import start_fake_hub
-from tests.fakes.hf_proxy import copy_policies
 
 MIB = 1024 * 1024
 MAX_GROWTH = 64 * MIB  # the file is > 200 MB: buffering it would show
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -33,26 +20,6 @@ def _status_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise AssertionError(f"{field} not in /proc/{pid}/status")
-
-
-def _tail(log: Path) -> str:
-    return log.read_text()[-3000:]
-
-
-async def _wait_ready(url: str, proc: asyncio.subprocess.Process, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.returncode is not None:
-                raise AssertionError(f"proxy exited: {_tail(log)}")
-            try:
-                async with http.get(f"{url}/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"proxy not ready: {_tail(log)}")
 
 
 SNIPPET = """
@@ -74,33 +41,18 @@ async def test_large_file_streams_with_flat_memory(tmp_path: Path) -> None:
         expected = hub.expect(BIG_MODEL, BIG_FILE)
         assert expected.size >= 200 * 1000 * 1000
         snippet = SNIPPET.format(repo=BIG_MODEL, name=BIG_FILE, rev=expected.commit)
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "HF_"))}
-        env |= {
-            "AIRLOCK_SERVER__PORT": str(port),
-            "AIRLOCK_STORE__PATH": str(tmp_path / "store"),
-            "AIRLOCK_POLICY__PATH": str(copy_policies(tmp_path / "policies")),
-            "AIRLOCK_POLICY__RELOAD_INTERVAL": "0",
+        extra = {
+            "AIRLOCK_HF__OFFLINE": "false",
             "AIRLOCK_HF__UPSTREAM": hub.url,
             "AIRLOCK_EGRESS__ALLOW": f'["{hub.cdn_url}"]',  # its CDN: another loopback origin
-            "AIRLOCK_LOG__LEVEL": "warning",
         }
-        log = tmp_path / "proxy.log"
-        with log.open("wb") as sink:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "proxy", "serve", env=env, stdout=sink, stderr=sink
-            )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            await _wait_ready(url, proc, log)
-            baseline = _status_kib(proc.pid, "VmRSS") * 1024
+        async with airlock_serve(tmp_path, **extra) as proxy:
+            pid = proxy.proc.pid
+            baseline = _status_kib(pid, "VmRSS") * 1024
             direct = (await run_hf(snippet, hf_env(hub.url, tmp_path / "direct"))).ok()
-            cold = (await run_hf(snippet, hf_env(f"{url}/hf", tmp_path / "cold"))).ok()
-            warm = (await run_hf(snippet, hf_env(f"{url}/hf", tmp_path / "warm"))).ok()
-            peak = _status_kib(proc.pid, "VmHWM") * 1024
-        finally:
-            proc.terminate()
-            await proc.wait()
+            cold = (await run_hf(snippet, hf_env(f"{proxy.url}/hf", tmp_path / "cold"))).ok()
+            warm = (await run_hf(snippet, hf_env(f"{proxy.url}/hf", tmp_path / "warm"))).ok()
+            peak = _status_kib(pid, "VmHWM") * 1024
     for run in (direct, cold, warm):
         assert run[1:] == [expected.sha256, expected.size]
     assert hub.requests.body_fetches(BIG_FILE) == 2  # direct + the proxy's one fill
