@@ -77,13 +77,34 @@ class PolicyManager:
         self._lock = asyncio.Lock()
         self._fingerprint = fingerprint(root)
         self._task: asyncio.Task[None] | None = None
+        self._attempted = asyncio.Condition()  # notified after every reload that did something
         self.status = PolicyStatus(engine.revision)
         # Facts providers rebuild their lists from each new snapshot: prepare(snapshot) may
         # raise (the reload then fails and nothing changes) and returns the commit step.
         self.listeners: list[Callable[[Snapshot], Callable[[], None]]] = []
 
+    @property
+    def attempts(self) -> int:
+        """Reloads tried on a changed folder so far, successful or not."""
+        return self.status.reloads + self.status.failures
+
+    async def wait_for_attempt(self, seen: int) -> PolicyStatus:
+        """Wait until more than *seen* reloads were tried (the watcher runs them on its own)."""
+        async with self._attempted:
+            await self._attempted.wait_for(lambda: self.attempts > seen)
+        return self.status
+
+    async def _notify(self) -> None:
+        async with self._attempted:
+            self._attempted.notify_all()
+
     async def reload(self) -> PolicyStatus:
         """Try the folder as it is now; keep the old revision on any failure."""
+        status = await self._reload()
+        await self._notify()
+        return status
+
+    async def _reload(self) -> PolicyStatus:
         async with self._lock:
             self._fingerprint = await asyncio.to_thread(fingerprint, self._root)
             try:

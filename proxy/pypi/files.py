@@ -85,6 +85,7 @@ class PypiFiles:
         # metadata synthesised from stored wheels (loaded once from the metadata store).
         self._digests: SizedLru[tuple[str, str], Digest] = SizedLru(MEMORY_DIGESTS)
         self._synth: dict[str, dict[str, Digest]] = {}
+        self._tasks: set[asyncio.Task[Digest | None]] = set()  # metadata extractions running
 
     async def stored_path(self, digest: Digest | None) -> Path | None:
         return None if digest is None else await asyncio.to_thread(self._blobs.path, digest)
@@ -257,8 +258,19 @@ class PypiFiles:
         )
         if filename.endswith(".whl") and f.core_metadata is False:
             task = asyncio.create_task(self._synthesize(project, filename))
-            task.add_done_callback(lambda t: t.exception())
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
         return resp
+
+    def _done(self, task: asyncio.Task[Digest | None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed extraction only means no metadata is offered
+
+    async def settled(self) -> None:
+        """Wait until the metadata extractions started so far have finished."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _synthesize(self, project: str, filename: str) -> Digest | None:
         """Extract and store METADATA of a stored wheel; return its digest."""

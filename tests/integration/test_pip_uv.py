@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from proxy.pypi.routes import FILES
 from tests.clients import pip_install, uv_install
 from tests.conftest import Proxy
 from tests.fakes.pypi_index import FakeIndex
@@ -50,18 +51,13 @@ async def test_pip_uses_synthesized_metadata_for_wheels_without_upstream_metadat
     assert first.returncode == 0, first.output
     import aiohttp
 
+    await proxy.app[FILES].settled()  # the extraction runs after the download completes
     async with aiohttp.ClientSession() as s:
-        for _ in range(50):  # the extraction runs after the download completes
-            async with s.get(
-                proxy.simple + "tiny-dep/",
-                headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-            ) as r:
-                doc = await r.json(content_type=None)
-            if doc["files"][0].get("core-metadata"):
-                break
-            import asyncio
-
-            await asyncio.sleep(0.05)
+        async with s.get(
+            proxy.simple + "tiny-dep/",
+            headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        ) as r:
+            doc = await r.json(content_type=None)
         meta = doc["files"][0]["core-metadata"]
         assert set(meta) == {"sha256"}
         async with s.get(proxy.simple + "tiny-dep/" + doc["files"][0]["url"] + ".metadata") as r:

@@ -3,8 +3,6 @@ weigh popularity, Unicode look-alikes are caught, and checks are fast."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from proxy.facts import SquatFinding, TyposquatDetector, load_corpus
@@ -184,17 +182,3 @@ def test_findings_are_sorted_and_serialisable(small: TyposquatDetector) -> None:
         == "1 edit (transposition) from 'acme-billing' (protected: internal or allow-listed)"
     )
     assert small.check("") == []
-
-
-def test_speed(full_ranks: dict[str, int]) -> None:
-    start = time.perf_counter()
-    detector = TyposquatDetector(full_ranks)
-    build = time.perf_counter() - start
-    names = [n + "x" if i % 2 else n[::-1] for i, n in enumerate(sorted(full_ranks)[:3000])]
-    names = [n for n in names if n not in full_ranks]
-    start = time.perf_counter()
-    for name in names:
-        detector.check(name)
-    per_check = (time.perf_counter() - start) / len(names)
-    assert build < 10.0  # about 0.4 s on the reference machine
-    assert per_check < 0.02  # about 0.07 ms on the reference machine

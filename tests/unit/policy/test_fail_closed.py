@@ -127,10 +127,8 @@ async def test_hot_reload_swaps_valid_and_keeps_old_on_error(tmp_path: Path) -> 
         (root / "pypi.rego").write_text(
             HEADER + 'decision := {"allow": false, "deny": [{"rule": "r", "message": "off"}]}\n'
         )
-        for _ in range(200):
-            await asyncio.sleep(0.05)
-            if engine.revision != first:
-                break
+        status = await manager.wait_for_attempt(0)  # the watcher saw the change and reloaded
+        assert status.last_reload_ok, status.last_error
         second = engine.revision
         assert second != first
         d = await engine.decide(SUBJECT)
@@ -138,10 +136,7 @@ async def test_hot_reload_swaps_valid_and_keeps_old_on_error(tmp_path: Path) -> 
         assert d.revision == second
 
         (root / "pypi.rego").write_text(HEADER + "decision := {\n")  # broken save
-        for _ in range(200):
-            await asyncio.sleep(0.05)
-            if not manager.status.last_reload_ok:
-                break
+        await manager.wait_for_attempt(1)
         assert manager.status.last_reload_ok is False
         assert "pypi.rego" in (manager.status.last_error or "")
         assert engine.revision == second  # the old policy keeps serving

@@ -10,7 +10,6 @@ import lzma
 import os
 import struct
 import tarfile
-import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -38,11 +37,9 @@ def zeros_zip(path: Path, mib: int, *, name: str = "zeros.bin") -> Path:
 def test_compression_ratio_bomb(tmp_path: Path) -> None:
     path = zeros_zip(tmp_path / "bomb.zip", 64)
     assert path.stat().st_size < MiB
-    start = time.monotonic()
     result = scan_file(path)
     assert rules(result) == {"container-bomb"}
     assert "expands" in result.findings[0].message
-    assert time.monotonic() - start < 2
 
 
 def test_total_size_bound(tmp_path: Path) -> None:
