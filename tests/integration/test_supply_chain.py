@@ -9,7 +9,8 @@ from pathlib import Path
 
 import aiohttp
 
-from proxy.pypi.routes import POLICY_INDEX
+from proxy.pypi.routes import POLICY_INDEX, STORED_INDEX
+from proxy.pypi.sources import StoredIndex
 from proxy.settings import PolicySettings, UpstreamSettings
 from tests.clients import pip_install, run, uv_install
 from tests.conftest import ManualClock, ProxyFactory
@@ -269,6 +270,13 @@ async def test_revived_project_is_quarantined(
     # The project is deleted and the name re-registered with a fresh history.
     del fake_index.projects["old-lib"]
     fake_index.add(wheel("old-lib", "5.0"), upload_time="2024-01-01T00:00:00.000000Z")
+    # stale-while-revalidate: the stored page is answered once more while the new one is
+    # fetched in the background; the new page is decided from the next request on
+    async with aiohttp.ClientSession() as s, s.get(proxy.simple + "old-lib/") as r:
+        assert "past its TTL" in r.headers["X-Airlock-Stale"]
+    stored = proxy.app[STORED_INDEX]
+    assert isinstance(stored, StoredIndex)
+    await stored.settled()
     again = await uv_install(proxy.simple, "old-lib", target=tmp_path / "b", home=tmp_path)
     assert again.returncode != 0
     assert "quarantined" in again.output, again.output
