@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession
 
+from proxy.hf import routes
 from proxy.settings import AccessSettings, ClientSettings
 from tests.fakes.hf_client import ClientRun, hf_env, run_hf
 from tests.fakes.hf_fixtures import (
@@ -76,6 +77,12 @@ async def test_renamed_repo_whose_old_name_is_taken_over(
     first = await client(proxy, tmp_path, read_config(RENAMED_MODEL, sha))
     assert first.ok() == hub.expect(MODEL, "config.json").content().decode()
     taken = hub.recreate_repo(RENAMED_MODEL)
+    # stale-while-revalidate: the stored info answers once more while the hub is asked in
+    # the background; the takeover is judged from the next request on
+    await client(
+        proxy, tmp_path, f"result = hf.HfApi(endpoint=endpoint).model_info({RENAMED_MODEL!r}).sha"
+    )
+    await proxy.app[routes.SERVICE].source.settled()
     run = await client(
         proxy,
         tmp_path,
