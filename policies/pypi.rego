@@ -51,14 +51,17 @@ defaults := {
 	"groups": {},
 }
 
-base := object.union(defaults, object.get(data.airlock.config, "pypi", {}))
-
-# The first of the client's groups that has overrides applies on top of the base settings.
-group_overrides := [base.groups[g] | some g in input.client.groups; base.groups[g]]
-
-cfg := object.union(base, group_overrides[0]) if count(group_overrides) > 0
-
-else := base
+# The settings: the data over the defaults, then the first of the client's groups that has
+# overrides on top.  "typosquat" is filled in key by key, so a partial object in the data keeps
+# the other defaults (OPA's object.union merges nested objects, regopy's does not).
+# Kept to one rule calling no other rule: `airlock policy test` on regopy copies every rule
+# a `with` reaches once per call path, and each copy is slower the deeper it sits
+# (docs/rego-engines.md, "`with` and build time"); cfg is reached from nearly every rule.
+cfg := object.union(c, {"typosquat": object.union(defaults.typosquat, object.get(c, "typosquat", {}))}) if {
+	b := object.union(defaults, object.get(data.airlock.config, "pypi", {}))
+	overrides := [o | some g in input.client.groups; o := b.groups[g]; o]
+	c := object.union(b, array.concat(overrides, [{}])[0])
+}
 
 exempt(list) if input.project in list
 
@@ -101,12 +104,11 @@ file_deny contains {"filename": f.filename, "rule": "no-upstream-hash", "message
 # under new_days ago, or at most few_releases releases and under few_releases_days old, or
 # no upload time at all (its age cannot be checked: fail closed).  An old, established
 # project is only warned about.  Findings come best first; the reason names the best one.
-# Filled in key by key: a partial "typosquat" object in the data keeps the other defaults.
-tcfg := object.union(defaults.typosquat, object.get(cfg, "typosquat", {}))
+# Thresholds are cfg.typosquat (filled in key by key, see cfg).
 
 squat := input.facts.typosquat[0] if {
 	public
-	not exempt(tcfg.exempt)
+	not exempt(cfg.typosquat.exempt)
 	count(input.facts.typosquat) > 0
 }
 
@@ -120,11 +122,11 @@ squat_age_days := (input.now_ns - squat_first_ns) / 86400000000000 if is_number(
 
 squat_new if not is_number(squat_first_ns)
 
-squat_new if squat_age_days < tcfg.new_days
+squat_new if squat_age_days < cfg.typosquat.new_days
 
 squat_new if {
-	squat_releases <= tcfg.few_releases
-	squat_age_days < tcfg.few_releases_days
+	squat_releases <= cfg.typosquat.few_releases
+	squat_age_days < cfg.typosquat.few_releases_days
 }
 
 squat_history_text := concat("", [
@@ -143,17 +145,17 @@ squat_evidence := object.get(squat, "evidence", concat("", ["like '", squat.targ
 squat_text := concat("", ["'", input.project, "' is ", squat_evidence, "; ", squat_history_text])
 
 squat_basis := concat("", ["the name alone is that close (score ", squat.score_text, ")"]) if {
-	squat.score >= tcfg.deny_score
+	squat.score >= cfg.typosquat.deny_score
 }
 
 squat_basis := concat("", [
 	"a new project near a popular name is held back (score ", squat.score_text,
-	"; new: under ", format_int(tcfg.new_days, 10), " days old, or at most ",
-	format_int(tcfg.few_releases, 10), " releases and under ",
-	format_int(tcfg.few_releases_days, 10), " days old)",
+	"; new: under ", format_int(cfg.typosquat.new_days, 10), " days old, or at most ",
+	format_int(cfg.typosquat.few_releases, 10), " releases and under ",
+	format_int(cfg.typosquat.few_releases_days, 10), " days old)",
 ]) if {
-	squat.score < tcfg.deny_score
-	squat.score >= tcfg.suspect_score
+	squat.score < cfg.typosquat.deny_score
+	squat.score >= cfg.typosquat.suspect_score
 	squat_new
 }
 
@@ -167,7 +169,7 @@ deny contains {"rule": "typosquat", "message": msg} if {
 
 warn contains {"rule": "typosquat", "message": msg} if {
 	not squat_basis
-	squat.score >= tcfg.warn_score
+	squat.score >= cfg.typosquat.warn_score
 	msg := concat("", [squat_text, " (score ", squat.score_text, "); old enough to be only a warning"])
 }
 
