@@ -64,23 +64,25 @@ DENIAL = Decision(allow=False)
 
 
 @pytest.mark.parametrize(
-    ("error", "status", "title"),
+    ("make", "status", "title"),
     [
-        (AirlockError("disk full"), 500, "Internal error"),
-        (BadRequest("bad name"), 400, "Bad request"),
-        (NotFound("no such project"), 404, "Not found"),
-        (OfflineMiss("acme 1.0"), 404, "Not mirrored (offline mode)"),
-        (NotAcceptable("no format"), 406, "Not acceptable"),
-        (Denied("quarantined", DENIAL), 403, "Blocked by airlock policy"),
-        (UpstreamInvalid("bad bytes"), 502, "Bad upstream response"),
-        (UpstreamUnavailable("refused"), 502, "Upstream unavailable"),
-        (UpstreamUnavailable("refused", timeout=False), 502, "Upstream unavailable"),
-        (UpstreamUnavailable("slow", timeout=True), 504, "Upstream unavailable"),
+        # built inside the test (a factory), so a mutated __init__ is the one that runs
+        (lambda: AirlockError("disk full"), 500, "Internal error"),
+        (lambda: BadRequest("bad name"), 400, "Bad request"),
+        (lambda: NotFound("no such project"), 404, "Not found"),
+        (lambda: OfflineMiss("acme 1.0"), 404, "Not mirrored (offline mode)"),
+        (lambda: NotAcceptable("no format"), 406, "Not acceptable"),
+        (lambda: Denied("quarantined", DENIAL), 403, "Blocked by airlock policy"),
+        (lambda: UpstreamInvalid("bad bytes"), 502, "Bad upstream response"),
+        (lambda: UpstreamUnavailable("refused"), 502, "Upstream unavailable"),
+        (lambda: UpstreamUnavailable("refused", timeout=False), 502, "Upstream unavailable"),
+        (lambda: UpstreamUnavailable("slow", timeout=True), 504, "Upstream unavailable"),
     ],
 )
 async def test_each_error_is_its_status_title_and_message(
-    error: AirlockError, status: int, title: str
+    make: Callable[[], AirlockError], status: int, title: str
 ) -> None:
+    error = make()
     async with raising(lambda: error) as url:
         got_status, reason, text, ctype = await fetch(url)
     assert got_status == status
