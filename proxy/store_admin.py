@@ -19,6 +19,8 @@ from mirror_store.digest import Digest
 from mirror_store.metadata import SqliteMetadata
 from mirror_store.temps import TempFile, is_old
 
+from .progress import Progress
+
 CHUNK = 1024 * 1024
 
 
@@ -47,23 +49,25 @@ def fsck(root: Path, *, dry_run: bool, verbose: bool = False) -> int:
     blobs = LocalBlobStore(root)
     meta = SqliteMetadata(root / "metadata.sqlite3")
     checked = bad = 0
+    digests = list(blobs.digests())
     try:
-        for digest in blobs.digests():
-            path = blobs.path(digest)
-            if path is None:
-                continue
-            checked += 1
-            actual = _sha256(path)
-            if actual == digest:
-                continue
-            bad += 1
-            reason = f"content hashes to {actual}"
-            if dry_run:
-                print(f"BAD {digest}: {reason}")
-                continue
-            dest = blobs.quarantine(digest)
-            asyncio.run(meta.record_quarantine(Digest(digest), reason))
-            print(f"QUARANTINED {digest}: {reason} -> {dest}")
+        with Progress("fsck", len(digests), unit="blobs checked") as progress:
+            for digest in progress.track(digests):
+                path = blobs.path(digest)
+                if path is None:
+                    continue
+                checked += 1
+                actual = _sha256(path)
+                if actual == digest:
+                    continue
+                bad += 1
+                reason = f"content hashes to {actual}"
+                if dry_run:
+                    progress.echo(f"BAD {digest}: {reason}", sys.stdout)
+                    continue
+                dest = blobs.quarantine(digest)
+                asyncio.run(meta.record_quarantine(Digest(digest), reason))
+                progress.echo(f"QUARANTINED {digest}: {reason} -> {dest}", sys.stdout)
     finally:
         asyncio.run(meta.close())
     temps = blobs.temp_files()
@@ -97,21 +101,24 @@ def gc(root: Path, *, dry_run: bool, min_age: float = 3600.0, verbose: bool = Fa
         asyncio.run(meta.close())
     removed = freed = 0
     cutoff = time.time() - min_age
-    for digest in blobs.digests():
-        if digest in referenced:
-            continue
-        path = blobs.path(digest)
-        if path is None:
-            continue
-        st = path.stat()
-        if st.st_mtime > cutoff:
-            continue
-        size = st.st_size
-        if not dry_run:
-            blobs.delete(digest)
-        removed += 1
-        freed += size
-        print(f"{'would remove' if dry_run else 'removed'} {digest} ({size} bytes)")
+    digests = list(blobs.digests())
+    with Progress("gc", len(digests), unit="blobs looked at") as progress:
+        for digest in progress.track(digests):
+            if digest in referenced:
+                continue
+            path = blobs.path(digest)
+            if path is None:
+                continue
+            st = path.stat()
+            if st.st_mtime > cutoff:
+                continue
+            size = st.st_size
+            if not dry_run:
+                blobs.delete(digest)
+            removed += 1
+            freed += size
+            line = f"{'would remove' if dry_run else 'removed'} {digest} ({size} bytes)"
+            progress.echo(line, sys.stdout)
     now = time.time()
     temps = blobs.temp_files()
     live = sum(t.live for t in temps)

@@ -16,6 +16,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+from ..progress import Progress
 from .corpus import CorpusError, corpus_document, dump_corpus, read_ranking, top_n
 from .listfile import write_atomic
 
@@ -64,7 +65,8 @@ def _positive_int(text: str) -> int:
 
 def refresh_popular(args: argparse.Namespace) -> int:
     try:
-        ranking = read_ranking(args.source_file)
+        with Progress("facts refresh-popular", unit="rows read") as progress:
+            ranking = read_ranking(args.source_file, progress.advance)
     except CorpusError as e:
         print(f"facts refresh-popular: {e}", file=sys.stderr)
         return 1

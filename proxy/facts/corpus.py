@@ -27,7 +27,7 @@ import csv
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,19 +109,20 @@ def corpus_from_doc(doc: object, path: str) -> tuple[dict[str, int], CorpusInfo]
     return ranks, info
 
 
-def read_ranking(path: Path) -> Ranking:
-    """Read a ranking in either supported layout (detected from the content)."""
+def read_ranking(path: Path, on_row: Callable[[], object] = lambda: None) -> Ranking:
+    """Read a ranking in either supported layout (detected from the content); call *on_row*
+    for each row read (the CLI's progress line)."""
     try:
         with path.open("rb") as fh:
             head = fh.read(64).lstrip()
     except OSError as e:
         raise CorpusError(f"{path}: cannot read: {e}") from e
     if head.startswith(b"{"):
-        return _read_top_packages_json(path)
-    return _read_catalogue_tsv(path)
+        return _read_top_packages_json(path, on_row)
+    return _read_catalogue_tsv(path, on_row)
 
 
-def _read_catalogue_tsv(path: Path) -> Ranking:
+def _read_catalogue_tsv(path: Path, on_row: Callable[[], object]) -> Ranking:
     csv.field_size_limit(sys.maxsize)
     ranks: dict[str, int] = {}
     with path.open(encoding="utf-8", newline="") as fh:
@@ -133,6 +134,7 @@ def _read_catalogue_tsv(path: Path) -> Ranking:
         month_col = header.index("month") if "month" in header else None
         latest_month = ""
         for lineno, row in enumerate(reader, start=2):
+            on_row()
             if len(row) <= rank_col or not row[rank_col].strip():
                 continue
             try:
@@ -165,7 +167,7 @@ def _read_catalogue_tsv(path: Path) -> Ranking:
     )
 
 
-def _read_top_packages_json(path: Path) -> Ranking:
+def _read_top_packages_json(path: Path, on_row: Callable[[], object]) -> Ranking:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -175,6 +177,7 @@ def _read_top_packages_json(path: Path) -> Ranking:
         raise CorpusError(f"{path}: expected an object with a 'rows' list")
     counts: dict[str, int] = {}
     for i, row in enumerate(rows):
+        on_row()
         if not isinstance(row, dict):
             raise CorpusError(f"{path}: rows[{i}] is not an object")
         project, count = row.get("project"), row.get("download_count")

@@ -18,6 +18,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+from ..progress import Progress
 from .listfile import write_atomic
 from .osv import OsvError, OsvIndex, dump_osv, osv_document
 from .osv_import import import_tree
@@ -67,7 +68,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def osv_import(args: argparse.Namespace) -> int:
     root: Path = args.source_dir
     try:
-        result = import_tree(root)
+        with Progress("osv import", unit="files read") as progress:
+            result = import_tree(root, progress.advance)
     except OSError as e:
         print(f"osv import: {e}", file=sys.stderr)
         return 2

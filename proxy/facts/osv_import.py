@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -68,11 +68,13 @@ class OsvImport:
     stats: ImportStats
 
 
-def import_tree(root: Path) -> OsvImport:
-    """Read every ``*.json`` OSV record under ``root`` (a directory or a .zip file)."""
+def import_tree(root: Path, on_file: Callable[[], object] = lambda: None) -> OsvImport:
+    """Read every ``*.json`` OSV record under ``root`` (a directory or a .zip file); call
+    *on_file* before each file (the CLI's progress line)."""
     stats = ImportStats()
     found: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}  # name → id → (modified, e)
     for parts, data in _sources(root):
+        on_file()
         stats.files += 1
         where = "/".join(parts)
         try:

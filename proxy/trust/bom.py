@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -185,7 +185,12 @@ def _hf_components(rows: Iterable[Served]) -> list[Component]:
     return out
 
 
-def build_bom(rows: Sequence[Served], where: BomFilter, now: datetime | None = None) -> Bom:
+def build_bom(
+    rows: Sequence[Served],
+    where: BomFilter,
+    now: datetime | None = None,
+    on_row: Callable[[], object] = lambda: None,  # after each row is sorted in (CLI progress)
+) -> Bom:
     bom = Bom(serial_number=uuid.uuid4())
     bom.metadata.timestamp = now or datetime.now(UTC)
     bom.metadata.tools.components.add(
@@ -199,8 +204,12 @@ def build_bom(rows: Sequence[Served], where: BomFilter, now: datetime | None = N
     for key, value in filters:
         if value is not None:
             bom.metadata.properties.add(Property(name=f"airlock:filter:{key}", value=value))
-    bom.components.update(_pypi_components(r for r in rows if r.ecosystem == "pypi"))
-    bom.components.update(_hf_components(r for r in rows if r.ecosystem == "hf"))
+    by_ecosystem: dict[str, list[Served]] = {"pypi": [], "hf": []}
+    for r in rows:
+        by_ecosystem.get(r.ecosystem, []).append(r)
+        on_row()
+    bom.components.update(_pypi_components(by_ecosystem["pypi"]))
+    bom.components.update(_hf_components(by_ecosystem["hf"]))
     return bom
 
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from mirror_store.metadata import SqliteMetadata
 
+from ..progress import Progress, is_terminal
 from ..settings import Settings
-from .bom import bom_json, parse_filter
+from .bom import build_bom, parse_filter, to_json
 from .records import TrustRecords
 
 
@@ -29,19 +30,27 @@ def _bom(args: argparse.Namespace, settings: Settings) -> int:
         print(f"airlock bom: no metadata database at {db} (check store.path)", file=sys.stderr)
         return 2
 
-    async def go() -> str:
+    async def go() -> tuple[str, str]:
         meta = SqliteMetadata(db)
         try:
             records = await asyncio.to_thread(TrustRecords, meta)
-            return await bom_json(records, where)
+            rows = await records.served(where.client, where.since, where.until)
+            with Progress("bom", len(rows), unit="served records") as progress:
+                bom = await asyncio.to_thread(build_bom, rows, where, None, progress.advance)
+                text = await asyncio.to_thread(to_json, bom)
+            return text, f"{len(rows)} served records, {len(bom.components)} components"
         finally:
             await meta.close()
 
-    text = asyncio.run(go())
-    if args.output is None or str(args.output) == "-":
+    text, counts = asyncio.run(go())
+    to_stdout = args.output is None or str(args.output) == "-"
+    if to_stdout:
         sys.stdout.write(text + "\n")
     else:
         args.output.write_text(text + "\n", encoding="utf-8")
+    if is_terminal(sys.stderr):  # piped, bom prints nothing but the document, as it always did
+        where_to = "stdout" if to_stdout else str(args.output)
+        print(f"bom: {counts}, written to {where_to}", file=sys.stderr)
     return 0
 
 
