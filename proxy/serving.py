@@ -118,12 +118,14 @@ async def send_blob(
         if transport is None or transport.is_closing() or writer is None:
             return resp
         try:
-            await asyncio.get_running_loop().sendfile(transport, fh, start, stop - start)
-        except NotImplementedError:  # e.g. TLS transports: copy in chunks off the loop
-            await _copy_chunks(resp, fh, start, stop)
-        except ConnectionError:
+            try:
+                await asyncio.get_running_loop().sendfile(transport, fh, start, stop - start)
+            except NotImplementedError:  # e.g. TLS transports: copy in chunks off the loop
+                await _copy_chunks(resp, fh, start, stop)
+        except ConnectionError:  # the client went away, or the blob shrank under us
             _count(request, "store", 0)
-            return resp  # client went away
+            transport.abort()  # never a complete-looking body, never a 500 inside a 200
+            return resp
     finally:
         fh.close()
     await resp.write_eof()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -267,6 +268,33 @@ async def test_without_sendfile_the_blob_is_copied_in_chunks(
             assert r.status == 206
             assert await r.read() == DATA[999:3002]
         assert await srv.served("store", 2) == (2, len(DATA) + 2003)
+
+
+async def test_a_blob_that_shrinks_while_copied_cuts_the_transfer(
+    blob: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Short reads of the blob (truncated under the server) end in a cut transfer: never a
+    complete-looking body and never an error page written into the started 200."""
+
+    async def no_sendfile(*_: Any, **__: Any) -> int:
+        raise NotImplementedError
+
+    real_pread = os.pread
+
+    def shrinking_pread(fd: int, n: int, pos: int) -> bytes:
+        return b"" if pos >= 2000 else real_pread(fd, min(n, 2000 - pos), pos)
+
+    monkeypatch.setattr("proxy.serving.CHUNK", 1000)
+    monkeypatch.setattr(asyncio.get_running_loop(), "sendfile", no_sendfile)
+    monkeypatch.setattr("proxy.serving.os.pread", shrinking_pread)
+    with capture_logs() as logs:
+        async with serve(blob_handler(blob)) as (url, srv), aiohttp.ClientSession() as s:
+            async with s.get(url) as r:
+                assert r.status == 200
+                with pytest.raises(aiohttp.ClientPayloadError):
+                    await r.read()
+            assert await srv.served("store", 1) == (1, 0)
+    assert [e for e in logs if e["event"] == "unhandled_error"] == []
 
 
 async def test_a_client_gone_during_sendfile_is_counted_with_no_bytes(
