@@ -33,6 +33,9 @@ $(VENV)/.installed-test: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --ignore-requires-python $(GOLIB)
 	touch $(VENV)/.installed $@
 
+# pytest-xdist workers for `make test` (each runs its own fake servers; tests bind port 0).
+TEST_WORKERS ?= 2
+
 # The 0.x hub client (the series transformers 4.x pins) in its own environment, for the tests.
 HF0 := .venv-hf0
 $(HF0)/.installed:
@@ -89,7 +92,7 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 test: lint typecheck hf0 hf1 deps-chromium deps-system
-	$(BIN)/python -m pytest -m "not network"
+	$(BIN)/python -m pytest -m "not network" -n $(TEST_WORKERS)
 
 # Mutation testing of the security-carrying modules ([tool.mutmut] in pyproject.toml; method,
 # results and equivalent mutants in docs/testing.md).  Not part of `make test`.  MODULES narrows

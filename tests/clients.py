@@ -21,6 +21,12 @@ class Run:
     def output(self) -> str:
         return self.stdout + self.stderr
 
+    @property
+    def said(self) -> str:
+        """The output with runs of white space folded to one space: uv wraps long messages
+        at a width that depends on what precedes them (ports, paths), so check text here."""
+        return " ".join(self.output.split())
+
 
 def client_env(home: Path) -> dict[str, str]:
     """A minimal environment: no user or machine configuration leaks into the clients."""

@@ -121,7 +121,7 @@ async def test_admin_api__decisions_from_real_installs_filter_by_client_rule_out
     ci_url = admin_proxy.simple_as(CI_TOKEN)
     pinned = await pip_install(ci_url, "tiny-lib==1.1", target=tmp_path / "b", home=tmp_path)
     assert pinned.returncode != 0
-    assert REASON in pinned.output
+    assert REASON in pinned.said
 
     everything = await _decisions(admin_proxy, "limit=1000")
     assert {d["client"] for d in everything} == {"anonymous", "ci-runner"}

@@ -72,7 +72,7 @@ async def test_pip_falls_back_to_allowed_version_and_shows_reason_when_pinned(
 
     pinned = await pip_install(proxy.simple, "tiny-lib==1.1", target=tmp_path / "b", home=tmp_path)
     assert pinned.returncode != 0
-    assert REASON in pinned.output, pinned.output
+    assert REASON in pinned.said, pinned.output
     assert "403" in pinned.output
 
 
@@ -86,7 +86,7 @@ async def test_uv_falls_back_to_allowed_version_and_shows_reason_when_pinned(
 
     pinned = await uv_install(proxy.simple, "tiny-lib==1.1", target=tmp_path / "b", home=tmp_path)
     assert pinned.returncode != 0
-    assert REASON in pinned.output, pinned.output
+    assert REASON in pinned.said, pinned.output
 
 
 async def test_monitor_mode_logs_but_serves(

@@ -179,14 +179,14 @@ async def test_pip__file_url_to_an_internal_service_is_refused(
                     extra=("--retries", "0"),
                 )
             assert run.returncode != 0
-            assert "502 error responses" in run.output  # pip shows no 5xx reason; uv does:
-            assert SECRET.decode() not in run.output
-            assert str(internal.port) not in run.output
+            assert "502 error responses" in run.said  # pip shows no 5xx reason; uv does:
+            assert SECRET.decode() not in run.said
+            assert str(internal.port) not in run.said
             uv = await uv_install(proxy.simple, "acme-tool", target=tmp_path / "u", home=tmp_path)
             assert uv.returncode != 0
-            assert "refused to connect to a loopback address" in uv.output, uv.output
-            assert SECRET.decode() not in uv.output
-            assert str(internal.port) not in uv.output
+            assert "refused to connect to a loopback address" in uv.said, uv.output
+            assert SECRET.decode() not in uv.said
+            assert str(internal.port) not in uv.said
             [event] = egress_events(logs)
             assert event["upstream"] == "corp"
             assert event["ecosystem"] == "pypi"

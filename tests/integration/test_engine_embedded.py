@@ -39,7 +39,7 @@ async def test_decisions_reasons_and_hot_reload_in_process(
     assert (tmp_path / "a" / "tiny_lib-1.0.dist-info").is_dir()
     pinned = await pip_install(proxy.simple, "tiny-lib==1.1", target=tmp_path / "b", home=tmp_path)
     assert pinned.returncode != 0
-    assert "CVE-2099-0002" in pinned.output
+    assert "CVE-2099-0002" in pinned.said
 
     first = proxy.app[ENGINE].revision
     data.write_text(json.dumps({}))

@@ -49,11 +49,11 @@ async def test_typosquat_refused_with_reason_and_the_real_name_installs(
 
     pinned = await pip_install(proxy.simple, "reqeusts==2.0", target=tmp_path / "b", home=tmp_path)
     assert pinned.returncode != 0
-    assert "1 edit (transposition) from 'requests' (rank" in pinned.output, pinned.output
+    assert "1 edit (transposition) from 'requests' (rank" in pinned.said, pinned.output
 
     unpinned = await uv_install(proxy.simple, "reqeusts", target=tmp_path / "c", home=tmp_path)
     assert unpinned.returncode != 0
-    assert "1 edit (transposition) from 'requests' (rank" in unpinned.output, unpinned.output
+    assert "1 edit (transposition) from 'requests' (rank" in unpinned.said, unpinned.output
     assert fake_index.requests["/files/reqeusts-2.0-py3-none-any.whl"] == 0
 
 
@@ -72,9 +72,9 @@ async def test_new_look_alike_is_refused_and_pip_and_uv_print_why(
         target = tmp_path / install.__name__
         refused = await install(proxy.simple, "requestz", target=target, home=tmp_path)
         assert refused.returncode != 0
-        assert why in refused.stderr, refused.output
-        assert history in refused.stderr, refused.output
-        assert "typosquat.exempt" in refused.stderr, refused.output
+        assert why in refused.said, refused.output
+        assert history in refused.said, refused.output
+        assert "typosquat.exempt" in refused.said, refused.output
         old = await install(proxy.simple, "requestx", target=target, home=tmp_path)
         assert old.returncode == 0, old.output
         assert "requestx-2.0.dist-info" in _installed(target)
@@ -95,8 +95,8 @@ async def test_too_new_release_is_held_back_and_resolvers_fall_back(
 
     pinned = await pip_install(proxy.simple, "tiny-lib==1.2", target=tmp_path / "p", home=tmp_path)
     assert pinned.returncode != 0
-    assert "uploaded 3 hours ago" in pinned.output, pinned.output
-    assert "cooldown" in pinned.output
+    assert "uploaded 3 hours ago" in pinned.said, pinned.output
+    assert "cooldown" in pinned.said
     async with aiohttp.ClientSession() as s:
         async with s.get(proxy.url + "/pypi/files/tiny-lib/tiny_lib-1.2-py3-none-any.whl") as r:
             assert r.status == 403
@@ -190,7 +190,7 @@ async def test_dependency_confusion_internal_index_down_refuses_public_answers(
         )
         run_ = await uv_install(proxy.simple, "acme-utils", target=tmp_path / "x", home=tmp_path)
     assert run_.returncode != 0
-    assert "internal index could not be asked" in run_.output, run_.output
+    assert "internal index could not be asked" in run_.said, run_.output
 
 
 async def test_pins_from_a_lock_file(
@@ -218,7 +218,7 @@ async def test_pins_from_a_lock_file(
     assert _installed(tmp_path / "a") == {"tiny_lib-1.0.dist-info"}  # 1.1 is not approved
     other = await uv_install(proxy.simple, "tiny-dep", target=tmp_path / "b", home=tmp_path)
     assert other.returncode != 0
-    assert "not on the approved list" in other.output, other.output
+    assert "not on the approved list" in other.said, other.output
 
 
 async def test_known_malicious_versions_from_osv(
@@ -256,7 +256,7 @@ async def test_known_malicious_versions_from_osv(
     assert _installed(tmp_path / "a") == {"tiny_lib-1.0.dist-info"}
     bad = await pip_install(proxy.simple, "tiny-lib==1.1", target=tmp_path / "b", home=tmp_path)
     assert bad.returncode != 0
-    assert "known malicious (MAL-2099-7)" in bad.output, bad.output
+    assert "known malicious (MAL-2099-7)" in bad.said, bad.output
 
 
 async def test_revived_project_is_quarantined(
@@ -279,8 +279,8 @@ async def test_revived_project_is_quarantined(
     await stored.settled()
     again = await uv_install(proxy.simple, "old-lib", target=tmp_path / "b", home=tmp_path)
     assert again.returncode != 0
-    assert "quarantined" in again.output, again.output
-    assert "re-registered" in again.output
+    assert "quarantined" in again.said, again.output
+    assert "re-registered" in again.said
 
 
 async def test_provenance_regression_blocks_the_download(
@@ -293,7 +293,7 @@ async def test_provenance_regression_blocks_the_download(
     assert ok.returncode == 0, ok.output
     bad = await pip_install(proxy.simple, "signed==2.0", target=tmp_path / "b", home=tmp_path)
     assert bad.returncode != 0
-    assert "attested by GitHub:mallory/signed" in bad.output, bad.output
+    assert "attested by GitHub:mallory/signed" in bad.said, bad.output
 
 
 def _env() -> dict[str, str]:

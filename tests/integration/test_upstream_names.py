@@ -65,7 +65,7 @@ async def test_pip__502_and_stale_answers_name_the_upstream_not_its_url(
                 proxy.simple, "tiny-lib", target=tmp_path / fault, home=tmp_path, extra=("-v",)
             )
             assert stale.returncode == 0, stale.output  # the last good page, files from the store
-            assert where not in stale.output
+            assert where not in stale.said
             failed = await pip_install(
                 proxy.simple,
                 "never-seen",
@@ -74,7 +74,7 @@ async def test_pip__502_and_stale_answers_name_the_upstream_not_its_url(
                 extra=("-v", "--retries", "0"),
             )
             assert failed.returncode != 0
-            assert where not in failed.output
+            assert where not in failed.said
             stored = proxy.app[STORED_INDEX]
             assert isinstance(stored, StoredIndex)
             await stored.settled()  # the page's background revalidation has failed
