@@ -6,13 +6,12 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from tests.fakes.hf_blobs import Blob, SafetensorsBlob
 from tests.fakes.hf_repos import (
     GITATTRIBUTES,
     HUB_CREATED_FLOOR,
-    Blob,
     Repo,
     RepoType,
-    SafetensorsBlob,
     build_repo,
     object_id,
     safetensors_bytes,

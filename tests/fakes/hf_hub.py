@@ -10,8 +10,8 @@ Routing uses the raw (still percent-encoded) path, like the real hub: `refs%2Fpr
 revision segment and a tree path arrives as `sub%2Fdir`.
 
 Modules: hf_fixtures (repo names, tokens, default content), hf_repos (git/LFS data model),
-hf_api (JSON bodies), hf_http (modes, request log, errors, Range/streaming), hf_cdn (CDN),
-hf_client (run the real client in a child process).
+hf_blobs (file content streamed in slices), hf_api (JSON bodies), hf_http (modes, request log,
+errors, Range/streaming), hf_cdn (CDN), hf_client (run the real client in a child process).
 """
 
 from __future__ import annotations

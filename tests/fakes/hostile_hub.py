@@ -19,8 +19,9 @@ from typing import Any
 
 from mirror_store.blobs import LocalBlobStore
 from proxy.store_admin import fsck
+from tests.fakes.hf_blobs import GeneratedBlob
 from tests.fakes.hf_client import ClientRun, hf0_python, hf1_python, hf_env, run_hf
-from tests.fakes.hf_repos import GITATTRIBUTES, GeneratedBlob, Repo, build_repo
+from tests.fakes.hf_repos import GITATTRIBUTES, Repo, build_repo
 from tests.fakes.hostile import Tamper, evil_pickle
 
 REPO = "hostile/files"
