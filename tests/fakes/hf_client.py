@@ -106,36 +106,33 @@ def hf_env(
     return env | (extra or {})
 
 
-HF0_VENV = Path(__file__).resolve().parents[2] / ".venv-hf0"
+REPO = Path(__file__).resolve().parents[2]
+HF0_VENV = REPO / ".venv-hf0"
+HF1_VENV = REPO / ".venv-hf1"
+
+
+def _client_python(venv: Path, series: str) -> str:
+    """The interpreter of another client series' environment (``make hf<N>`` creates it).
+
+    Raises AssertionError with the fix when it is missing: that coverage must not silently vanish.
+    """
+    python = venv / "bin" / "python"
+    if not python.exists():
+        raise AssertionError(
+            f"{python} is missing: run `make hf{series[0]}` (part of `make test`) to create the "
+            f"huggingface_hub {series} client environment"
+        )
+    return str(python)
 
 
 def hf0_python() -> str:
-    """The interpreter of the 0.x client environment (``make hf0`` creates it).
-
-    Raises AssertionError with the fix when it is missing: 0.x coverage must not silently vanish.
-    """
-    python = HF0_VENV / "bin" / "python"
-    if not python.exists():
-        raise AssertionError(
-            f"{python} is missing: run `make hf0` (part of `make test`) to create the "
-            "huggingface_hub 0.x client environment"
-        )
-    return str(python)
-
-
-HF1_VENV = Path(__file__).resolve().parents[2] / ".venv-hf1"
+    """The huggingface_hub 0.x interpreter (``make hf0``)."""
+    return _client_python(HF0_VENV, "0.x")
 
 
 def hf1_python() -> str:
-    """The interpreter of the 1.x client environment (``make hf1`` creates it); AssertionError
-    with the fix when it is missing, like ``hf0_python``."""
-    python = HF1_VENV / "bin" / "python"
-    if not python.exists():
-        raise AssertionError(
-            f"{python} is missing: run `make hf1` (part of `make test`) to create the "
-            "huggingface_hub 1.x client environment"
-        )
-    return str(python)
+    """The huggingface_hub 1.x interpreter (``make hf1``)."""
+    return _client_python(HF1_VENV, "1.x")
 
 
 async def run_hf(
