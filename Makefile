@@ -36,25 +36,20 @@ $(VENV)/.installed-test: pyproject.toml Makefile | $(BIN)/python
 # pytest-xdist workers for `make test` (each runs its own fake servers; tests bind port 0).
 TEST_WORKERS ?= 2
 
-# The 0.x hub client (the series transformers 4.x pins) in its own environment, for the tests.
+# Other hub client series, each in its own environment, for the tests: 0.x (the series
+# transformers 4.x pins) and the late 1.x (httpx; per-process `.incomplete`, resume only within
+# one call; the hostile-upstream tests).  `.venv-hf<N>` holds huggingface_hub $(HF_VERSION_<N>).
 HF0 := .venv-hf0
-$(HF0)/.installed:
-	$(PYTHON) -m venv $(HF0)
-	echo "*" > $(HF0)/.gitignore  # keep the environment out of git
-	$(HF0)/bin/python -m pip install --quiet 'huggingface_hub==0.36.2'
+HF1 := .venv-hf1
+HF_VERSION_0 := 0.36.2
+HF_VERSION_1 := 1.33.0
+.venv-hf%/.installed:
+	$(PYTHON) -m venv .venv-hf$*
+	echo "*" > .venv-hf$*/.gitignore  # keep the environment out of git
+	.venv-hf$*/bin/python -m pip install --quiet 'huggingface_hub==$(HF_VERSION_$*)'
 	touch $@
 
 hf0: $(HF0)/.installed
-
-# The late 1.x hub client (httpx; per-process `.incomplete`, resume only within one call), for
-# the hostile-upstream tests (tests/integration/test_hostile_*).
-HF1 := .venv-hf1
-$(HF1)/.installed:
-	$(PYTHON) -m venv $(HF1)
-	echo "*" > $(HF1)/.gitignore  # keep the environment out of git
-	$(HF1)/bin/python -m pip install --quiet 'huggingface_hub==1.33.0'
-	touch $@
-
 hf1: $(HF1)/.installed
 
 # Debian's chromium for the admin page's browser tests (driven by playwright; never a browser
